@@ -1,0 +1,46 @@
+/* Logs. Each connection ends in exactly one JSON line on the access log
+ * (stdout); daemon messages go to stderr as "attache: LEVEL: text". */
+#ifndef ATTACHE_LOG_H
+#define ATTACHE_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+struct event_base;
+
+/* What one connection line says. Pointers may be NULL where unknown. */
+struct log_conn {
+	struct timespec time;          /* wall clock at close */
+	const struct sockaddr *app;    /* the app's address */
+	const struct sockaddr *dst;    /* its original destination */
+	uint64_t bytes_up;             /* app -> upstream */
+	uint64_t bytes_down;           /* upstream -> app */
+	uint64_t duration_us;
+	const char *outcome;           /* one word: ok, rejected, ... */
+	const char *reason;            /* what happened, in words */
+};
+
+/* Formats c as one JSON object and a newline into out. Returns the length,
+ * or 0 if it does not fit in cap (nothing useful is left in out then). */
+size_t log_format_conn(char *out, size_t cap, const struct log_conn *c);
+
+/* Formats t as "2026-11-30T13:51:58.123Z" (24 bytes + NUL). */
+void log_format_time(const struct timespec *t, char out[32]);
+
+/* A buffered line writer: lines are kept until 16 KiB are pending or
+ * 50 ms pass, so a busy proxy writes its log in few syscalls. */
+struct logger;
+
+struct logger *logger_new(struct event_base *base, int fd);
+void logger_conn(struct logger *lg, const struct log_conn *c);
+void logger_flush(struct logger *lg);
+void logger_free(struct logger *lg);   /* flushes first */
+
+/* stderr messages, printf-style. */
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,49 @@
+/* The daemon's state, one per process, owned by main(). Types only: the
+ * listener (listener.h) fills it and conn.c adds to and takes from it. */
+#ifndef ATTACHE_PROXY_H
+#define ATTACHE_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "attache/buf.h"
+#include "attache/options.h"
+
+struct conn;
+struct event;
+struct event_base;
+struct evconnlistener;
+struct logger;
+
+#define PROXY_MAX_LISTENERS 2
+
+struct proxy {
+	struct event_base *base;
+	struct options opt;
+	struct logger *log;
+	struct bufpool pool;
+
+	LIST_HEAD(conn_list, conn) conns;
+	size_t nconns;
+	/* Called by conn.c after a connection freed its fds: the listener
+	 * resumes a paused accept and finishes a drain from here. */
+	void (*conn_closed)(struct proxy *px);
+
+	struct evconnlistener *lis[PROXY_MAX_LISTENERS];
+	struct sockaddr_storage lis_addr[PROXY_MAX_LISTENERS];
+	size_t nlis;
+	bool accept_paused;
+	struct event *accept_retry;
+	bool draining;
+	struct event *drain_timer;
+
+	/* How many of our upstream sockets use each local port: a connection
+	 * accepted from one of them is our own traffic come back (the redirect
+	 * does not exclude our uid), and relaying it would loop. */
+	uint8_t up_ports[65536];
+};
+
+#endif

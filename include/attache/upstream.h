@@ -1,0 +1,32 @@
+/* Dialling the upstream: a non-blocking connect whose outcome the caller
+ * learns from a writable event (with the connect timeout on that event). */
+#ifndef ATTACHE_UPSTREAM_H
+#define ATTACHE_UPSTREAM_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "attache/common.h"
+
+/* Opens a non-blocking TCP socket and starts connecting it to dst.
+ * Returns the fd, with *in_progress telling whether to wait for it to
+ * become writable, or -1 with errno when the connect failed at once
+ * (e.g. ENETUNREACH). local receives the socket's own address (its
+ * ephemeral port is known once connect() has been called). */
+ATT_MUST_CHECK int upstream_connect(const struct sockaddr *dst,
+                                    bool *in_progress,
+                                    struct sockaddr_storage *local);
+
+/* After the socket became writable: 0 if connected, else the errno value
+ * of the failure (SO_ERROR). */
+int upstream_connect_result(int fd);
+
+/* Sets TCP_NODELAY: the relay writes what it read at once, so Nagle would
+ * only add delay to small exchanges. */
+void socket_nodelay(int fd);
+
+/* Closes fd; with abort, as a reset (SO_LINGER 0), so the peer cannot take
+ * a truncated stream for a complete one. */
+void socket_close(int fd, bool abort);
+
+#endif

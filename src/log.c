@@ -1,0 +1,236 @@
+#include "attache/log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attache/addr.h"
+
+#define LOGGER_CAP (32 * 1024)
+#define LOGGER_HIGH (16 * 1024)
+#define LOGGER_LINE_MAX 2048
+
+struct logger {
+	int fd;
+	struct event *flush_ev;
+	bool armed;
+	size_t len;
+	char buf[LOGGER_CAP];
+};
+
+/* A bounded string builder: `ok` goes false once anything did not fit. */
+struct sb {
+	char *p;
+	size_t len, cap;
+	bool ok;
+};
+
+static void sb_put(struct sb *b, const char *s, size_t n)
+{
+	if (!b->ok || b->len + n >= b->cap) {
+		b->ok = false;
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static void sb_puts(struct sb *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+static void sb_printf(struct sb *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sb *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!b->ok)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= b->cap - b->len)
+		b->ok = false;
+	else
+		b->len += (size_t)n;
+}
+
+/* A JSON string: quotes, backslashes and control bytes escaped; bytes
+ * >= 0x80 pass as they are (reasons are ASCII, names are checked later). */
+static void sb_json_str(struct sb *b, const char *s)
+{
+	sb_put(b, "\"", 1);
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\') {
+			char esc[2] = { '\\', (char)ch };
+			sb_put(b, esc, 2);
+		} else if (ch < 0x20 || ch == 0x7f) {
+			sb_printf(b, "\\u%04x", ch);
+		} else {
+			sb_put(b, (const char *)&ch, 1);
+		}
+	}
+	sb_put(b, "\"", 1);
+}
+
+static void sb_json_addr(struct sb *b, const struct sockaddr *sa)
+{
+	char a[ADDR_STRLEN];
+
+	if (!sa) {
+		sb_puts(b, "null");
+		return;
+	}
+	addr_format(sa, a, sizeof(a));
+	sb_json_str(b, a);
+}
+
+void log_format_time(const struct timespec *t, char out[32])
+{
+	struct tm tm;
+	time_t s = t->tv_sec;
+
+	size_t n;
+
+	gmtime_r(&s, &tm);
+	n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%03dZ", (int)(t->tv_nsec / 1000000) % 1000);
+}
+
+size_t log_format_conn(char *out, size_t cap, const struct log_conn *c)
+{
+	struct sb b = { out, 0, cap, true };
+	char ts[32];
+
+	log_format_time(&c->time, ts);
+	sb_puts(&b, "{\"time\":");
+	sb_json_str(&b, ts);
+	sb_puts(&b, ",\"app\":");
+	sb_json_addr(&b, c->app);
+	sb_puts(&b, ",\"dst\":");
+	sb_json_addr(&b, c->dst);
+	sb_printf(&b, ",\"bytes_up\":%llu,\"bytes_down\":%llu,"
+	          "\"duration_ms\":%llu.%03llu,\"outcome\":",
+	          (unsigned long long)c->bytes_up,
+	          (unsigned long long)c->bytes_down,
+	          (unsigned long long)(c->duration_us / 1000),
+	          (unsigned long long)(c->duration_us % 1000));
+	sb_json_str(&b, c->outcome);
+	sb_puts(&b, ",\"reason\":");
+	sb_json_str(&b, c->reason);
+	sb_puts(&b, "}\n");
+	if (!b.ok)
+		return 0;
+	out[b.len] = '\0';
+	return b.len;
+}
+
+static void logger_write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;   /* a log sink that fails loses lines, not traffic */
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+void logger_flush(struct logger *lg)
+{
+	if (lg->len)
+		logger_write_all(lg->fd, lg->buf, lg->len);
+	lg->len = 0;
+	if (lg->armed) {
+		event_del(lg->flush_ev);
+		lg->armed = false;
+	}
+}
+
+static void logger_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct logger *lg = arg;
+
+	lg->armed = false;
+	logger_flush(lg);
+}
+
+struct logger *logger_new(struct event_base *base, int fd)
+{
+	struct logger *lg = calloc(1, sizeof(*lg));
+
+	if (!lg)
+		return NULL;
+	lg->fd = fd;
+	lg->flush_ev = evtimer_new(base, logger_flush_cb, lg);
+	if (!lg->flush_ev) {
+		free(lg);
+		return NULL;
+	}
+	return lg;
+}
+
+void logger_conn(struct logger *lg, const struct log_conn *c)
+{
+	static const struct timeval flush_after = { 0, 50 * 1000 };
+	size_t n;
+
+	if (LOGGER_CAP - lg->len < LOGGER_LINE_MAX)
+		logger_flush(lg);
+	n = log_format_conn(lg->buf + lg->len, LOGGER_CAP - lg->len, c);
+	if (n == 0) {
+		log_warn("a connection log line did not fit in %d bytes",
+		         LOGGER_LINE_MAX);
+		return;
+	}
+	lg->len += n;
+	if (lg->len >= LOGGER_HIGH) {
+		logger_flush(lg);
+	} else if (!lg->armed) {
+		evtimer_add(lg->flush_ev, &flush_after);
+		lg->armed = true;
+	}
+}
+
+void logger_free(struct logger *lg)
+{
+	if (!lg)
+		return;
+	logger_flush(lg);
+	event_free(lg->flush_ev);
+	free(lg);
+}
+
+static void vlog(const char *level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	int n = snprintf(line, sizeof(line), "attache: %s: ", level);
+
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	strcat(line, "\n");
+	logger_write_all(STDERR_FILENO, line, strlen(line));
+}
+
+#define DEFINE_LOG(fn, level)                          \
+	void fn(const char *fmt, ...)                  \
+	{                                              \
+		va_list ap;                            \
+		va_start(ap, fmt);                     \
+		vlog(level, fmt, ap);                  \
+		va_end(ap);                            \
+	}
+
+DEFINE_LOG(log_info, "info")
+DEFINE_LOG(log_warn, "warning")
+DEFINE_LOG(log_error, "error")

@@ -1,0 +1,196 @@
+#include "attache/relay.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Read again only when at least this much room is free: fewer, larger
+ * reads (the le-proxy "resume at half" watermark). */
+#define READ_ROOM_MIN (BUF_SIZE / 2)
+
+uint64_t relay_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void set_read(struct half *h, bool on)
+{
+	if (on == h->rd_on)
+		return;
+	h->rd_on = on;
+	if (on)
+		event_add(h->rev, NULL);
+	else
+		event_del(h->rev);
+}
+
+static void set_write(struct half *h, bool on)
+{
+	if (on == h->wr_on)
+		return;
+	h->wr_on = on;
+	if (on)
+		event_add(h->wev, NULL);
+	else
+		event_del(h->wev);
+}
+
+static void end_errno(struct half *h, const char *op, int err)
+{
+	struct relay *r = h->r;
+	const char *outcome = (err == ECONNRESET || err == EPIPE) ? "reset"
+	                                                          : "error";
+
+	snprintf(r->reason, sizeof(r->reason), "%s %s: %s", h->name, op,
+	         strerror(err));
+	set_read(&r->h[0], false);
+	set_read(&r->h[1], false);
+	set_write(&r->h[0], false);
+	set_write(&r->h[1], false);
+	r->end(r, outcome, r->reason, true);
+}
+
+static bool want_read(const struct half *h)
+{
+	if (h->rd_eof)
+		return false;
+	if (!h->in)
+		return true;
+	return buf_room(h->in) + h->in->head >= READ_ROOM_MIN;
+}
+
+/* Writes what h read to its peer. Returns 0, or -1 when the relay ended
+ * (the caller must return at once: the relay may be freed). */
+static int flush(struct half *h)
+{
+	struct relay *r = h->r;
+	struct half *dst = h->peer;
+	struct buf *b = h->in;
+
+	while (b && buf_len(b) > 0) {
+		ssize_t n = send(dst->fd, b->data + b->head, buf_len(b),
+		                 MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			end_errno(dst, "write", errno);
+			return -1;
+		}
+		b->head += (uint32_t)n;
+		h->nsent += (uint64_t)n;
+		r->last_active_ms = relay_now_ms();
+		if (buf_len(b) > 0)
+			break;   /* short write: the socket is full, wait */
+	}
+	if (b && buf_len(b) == 0) {
+		bufpool_put(r->pool, b);
+		h->in = b = NULL;
+	}
+	set_write(dst, b != NULL);
+	set_read(h, want_read(h));
+
+	if (h->rd_eof && !b && !dst->wr_shut) {
+		/* Half-close carried through; the other way keeps flowing. */
+		dst->wr_shut = true;
+		if (shutdown(dst->fd, SHUT_WR) < 0 && errno != ENOTCONN) {
+			end_errno(dst, "shutdown", errno);
+			return -1;
+		}
+	}
+	if (r->h[0].wr_shut && r->h[1].wr_shut) {
+		r->end(r, "ok", "closed", false);
+		return -1;
+	}
+	return 0;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct half *h = arg;
+	struct relay *r = h->r;
+	ssize_t n;
+
+	if (!h->in && !(h->in = bufpool_get(r->pool))) {
+		end_errno(h, "buffer", ENOMEM);
+		return;
+	}
+	if (buf_room(h->in) < READ_ROOM_MIN)
+		buf_compact(h->in);
+	n = recv(fd, h->in->data + h->in->tail, buf_room(h->in), 0);
+	if (n > 0) {
+		h->in->tail += (uint32_t)n;
+		r->last_active_ms = relay_now_ms();
+	} else if (n == 0) {
+		h->rd_eof = true;
+	} else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+		return;
+	} else {
+		end_errno(h, "read", errno);
+		return;
+	}
+	(void)flush(h);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct half *dst = arg;
+
+	(void)flush(dst->peer);
+}
+
+int relay_init(struct relay *r, struct event_base *base, int app_fd,
+               int up_fd, struct bufpool *pool, relay_end_fn end)
+{
+	static const char *const names[2] = { "app", "upstream" };
+	const int fds[2] = { app_fd, up_fd };
+
+	memset(r, 0, sizeof(*r));
+	r->pool = pool;
+	r->end = end;
+	r->last_active_ms = relay_now_ms();
+	for (int i = 0; i < 2; i++) {
+		struct half *h = &r->h[i];
+		h->fd = fds[i];
+		h->name = names[i];
+		h->peer = &r->h[!i];
+		h->r = r;
+		h->rev = event_new(base, h->fd, EV_READ | EV_PERSIST, on_read, h);
+		h->wev = event_new(base, h->fd, EV_WRITE | EV_PERSIST, on_write, h);
+		if (!h->rev || !h->wev) {
+			relay_release(r);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void relay_start(struct relay *r)
+{
+	set_read(&r->h[0], true);
+	set_read(&r->h[1], true);
+}
+
+void relay_release(struct relay *r)
+{
+	for (int i = 0; i < 2; i++) {
+		struct half *h = &r->h[i];
+		if (h->rev)
+			event_free(h->rev);
+		if (h->wev)
+			event_free(h->wev);
+		h->rev = h->wev = NULL;
+		h->rd_on = h->wr_on = false;
+		if (h->in)
+			bufpool_put(r->pool, h->in);
+		h->in = NULL;
+	}
+}
