@@ -47,6 +47,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	struct proxy *px = arg;
 	size_t i;
 
+	if (px->accept_exhausted) {
+		px->accept_exhausted = false;
+		log_info("accept: resumed (%zu connections open)", px->nconns);
+	}
 	for (i = 0; i < px->nlis && px->lis[i] != l; i++)
 		;
 	conn_accept(px, fd, peer, (struct sockaddr *)&px->lis_addr[i]);
@@ -60,9 +64,10 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 	/* Out of fds (or memory): the pending connection stays in the
 	 * backlog. Stop polling the listener, or level-triggered readiness
 	 * would spin us; resume when a connection closes or on the timer. */
-	if (!px->accept_paused)
+	if (!px->accept_exhausted)
 		log_warn("accept: %s; pausing accept until fds free up (%zu "
 		         "connections open)", strerror(err), px->nconns);
+	px->accept_exhausted = true;
 	accept_pause(px);
 }
 

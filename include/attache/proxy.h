@@ -36,6 +36,7 @@ struct proxy {
 	struct sockaddr_storage lis_addr[PROXY_MAX_LISTENERS];
 	size_t nlis;
 	bool accept_paused;
+	bool accept_exhausted;     /* warned; cleared by the next accept */
 	struct event *accept_retry;
 	bool draining;
 	struct event *drain_timer;
