@@ -1,3 +1,9 @@
+/* One app connection, from accept to its log line:
+ *
+ *   accept ─► original destination ─► [sniff the name] ─► route ─┬► deny
+ *                                                                 └► dial ─► relay
+ *
+ * conn_close() is the only exit. */
 #include "attache/conn.h"
 
 #include <errno.h>
@@ -8,20 +14,40 @@
 #include <time.h>
 
 #include "attache/addr.h"
+#include "attache/config.h"
 #include "attache/log.h"
 #include "attache/origdst.h"
 #include "attache/proxy.h"
 #include "attache/relay.h"
+#include "attache/route.h"
+#include "attache/sniff.h"
 #include "attache/upstream.h"
+
+/* A denied http request gets its 403, then we read (and drop) what the app
+ * still sends for this long, so our close does not reset the 403 away. */
+#define LINGER_MS 1000
+#define LINGER_BYTES (64 * 1024)
+
+enum phase { PH_SNIFF, PH_CONNECT, PH_RELAY, PH_LINGER };
 
 struct conn {
 	struct relay relay;         /* first: the relay callback gets it back */
 	LIST_ENTRY(conn) link;
 	struct proxy *px;
+	struct config *cfg;         /* the policy this connection started under */
+	const struct route *route;  /* in cfg; NULL: the default action */
+	enum action action;
+	enum protocol proto;
+	enum phase phase;
 	int app_fd, up_fd;
 	bool relaying;
-	struct event *connect_ev;   /* upstream connect, with its timeout */
-	struct event *idle_ev;
+	struct event *ev;           /* this phase's fd event */
+	struct event *timer;        /* sniff timeout, idle timeout, linger */
+	struct buf *early;          /* app bytes read while sniffing */
+	bool app_eof;               /* ... and whether the app closed its side */
+	size_t lingered;
+	char name[SNIFF_NAME_MAX];  /* "" when none was recovered */
+	const char *name_from;
 	struct sockaddr_storage app, dst, up_local;
 	struct timespec start;      /* CLOCK_MONOTONIC */
 	char reason[128];
@@ -34,6 +60,13 @@ static uint64_t elapsed_us(const struct timespec *since)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (uint64_t)(now.tv_sec - since->tv_sec) * 1000000u +
 	       (uint64_t)((now.tv_nsec - since->tv_nsec) / 1000);
+}
+
+static void arm(struct event *ev, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	event_add(ev, &tv);
 }
 
 static void up_port_ref(struct proxy *px, const struct sockaddr_storage *a,
@@ -49,15 +82,27 @@ static void up_port_ref(struct proxy *px, const struct sockaddr_storage *a,
 		px->up_ports[p]--;   /* a saturated count stays: safe side */
 }
 
+static void free_event(struct event **ev)
+{
+	if (*ev)
+		event_free(*ev);
+	*ev = NULL;
+}
+
 /* The only exit of a connection: logs one line, frees everything.
  * Callers return at once afterwards. */
 static void conn_close(struct conn *c, const char *outcome, const char *reason,
                        bool abort)
 {
 	struct proxy *px = c->px;
+	bool routed = c->cfg && c->phase != PH_SNIFF;
 	struct log_conn lc = {
 		.app = (struct sockaddr *)&c->app,
 		.dst = c->dst.ss_family ? (struct sockaddr *)&c->dst : NULL,
+		.name = c->name[0] ? c->name : NULL,
+		.name_from = c->name[0] ? c->name_from : NULL,
+		.route = routed && c->route ? c->route->name : NULL,
+		.action = routed ? action_str(c->action) : NULL,
 		.bytes_up = c->relay.h[RELAY_APP].nsent,
 		.bytes_down = c->relay.h[RELAY_UP].nsent,
 		.duration_us = elapsed_us(&c->start),
@@ -70,15 +115,16 @@ static void conn_close(struct conn *c, const char *outcome, const char *reason,
 
 	if (c->relaying)
 		relay_release(&c->relay);
-	if (c->connect_ev)
-		event_free(c->connect_ev);
-	if (c->idle_ev)
-		event_free(c->idle_ev);
+	free_event(&c->ev);
+	free_event(&c->timer);
+	if (c->early)
+		bufpool_put(&px->pool, c->early);
 	socket_close(c->app_fd, abort);
 	if (c->up_fd >= 0) {
 		up_port_ref(px, &c->up_local, -1);
 		socket_close(c->up_fd, abort);
 	}
+	config_unref(c->cfg);
 	LIST_REMOVE(c, link);
 	px->nconns--;
 	free(c);
@@ -93,53 +139,68 @@ static void close_errno(struct conn *c, const char *outcome, const char *what,
 	conn_close(c, outcome, c->reason, true);
 }
 
+/* ------------------------------------------------------------ timer */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+static void sniff_done(struct conn *c, enum sniff_result r);
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	switch (c->phase) {
+	case PH_SNIFF:
+		/* The app said too little for a name: route without one. */
+		sniff_done(c, SNIFF_MORE);
+		return;
+	case PH_RELAY: {
+		uint64_t idle = relay_now_ms() - c->relay.last_active_ms;
+		uint64_t limit = c->px->opt.idle_timeout_ms;
+		/* Activity does not touch the timer (a heap update per read);
+		 * the timer looks at the last activity when it fires. */
+		if (idle + 5 < limit) {
+			arm(c->timer, limit - idle);
+			return;
+		}
+		conn_close(c, "timeout", "idle timeout", true);
+		return;
+	}
+	case PH_LINGER:
+		conn_close(c, "denied", c->reason, false);
+		return;
+	case PH_CONNECT:
+		break;
+	}
+}
+
+/* ------------------------------------------------------------ relay */
+
 static void on_relay_end(struct relay *r, const char *outcome,
                          const char *reason, bool abort)
 {
 	conn_close((struct conn *)r, outcome, reason, abort);
 }
 
-static void arm_idle(struct conn *c, uint64_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	evtimer_add(c->idle_ev, &tv);
-}
-
-static void on_idle(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	uint64_t idle = relay_now_ms() - c->relay.last_active_ms;
-	uint64_t limit = c->px->opt.idle_timeout_ms;
-
-	/* Activity does not touch the timer (that would cost a heap update per
-	 * read); the timer looks at the last activity when it fires. */
-	if (idle + 5 < limit) {
-		arm_idle(c, limit - idle);
-		return;
-	}
-	conn_close(c, "timeout", "idle timeout", true);
-}
-
 static void start_relay(struct conn *c)
 {
 	struct proxy *px = c->px;
 
-	event_free(c->connect_ev);
-	c->connect_ev = NULL;
+	free_event(&c->ev);
 	if (relay_init(&c->relay, px->base, c->app_fd, c->up_fd, &px->pool,
 	               on_relay_end) < 0) {
 		conn_close(c, "error", "out of memory", true);
 		return;
 	}
 	c->relaying = true;
-	if (!(c->idle_ev = evtimer_new(px->base, on_idle, c))) {
-		conn_close(c, "error", "out of memory", true);
-		return;
-	}
-	arm_idle(c, px->opt.idle_timeout_ms);
-	relay_start(&c->relay);
+	c->phase = PH_RELAY;
+	relay_preload(&c->relay, c->early, c->app_eof);
+	c->early = NULL;
+	arm(c->timer, px->opt.idle_timeout_ms);
+	relay_start(&c->relay);   /* may close c: nothing follows */
 }
+
+/* ------------------------------------------------------------ dial */
 
 static void on_connect(evutil_socket_t fd, short what, void *arg)
 {
@@ -157,6 +218,152 @@ static void on_connect(evutil_socket_t fd, short what, void *arg)
 	}
 	start_relay(c);
 }
+
+static void dial(struct conn *c)
+{
+	struct proxy *px = c->px;
+	bool in_progress;
+
+	c->phase = PH_CONNECT;
+	c->up_fd = upstream_connect((struct sockaddr *)&c->dst, &in_progress,
+	                            &c->up_local);
+	if (c->up_fd < 0) {
+		close_errno(c, "connect_failed", "upstream connect", errno);
+		return;
+	}
+	up_port_ref(px, &c->up_local, +1);
+	if (!in_progress) {
+		start_relay(c);
+		return;
+	}
+	c->ev = event_new(px->base, c->up_fd, EV_WRITE, on_connect, c);
+	if (!c->ev) {
+		conn_close(c, "error", "out of memory", true);
+		return;
+	}
+	arm(c->ev, px->opt.connect_timeout_ms);
+}
+
+/* ------------------------------------------------------------ deny */
+
+static void on_linger_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	char sink[4096];
+	ssize_t n = recv(fd, sink, sizeof(sink), 0);
+
+	if (n > 0 && (c->lingered += (size_t)n) < LINGER_BYTES)
+		return;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	conn_close(c, "denied", c->reason, false);
+}
+
+static void deny(struct conn *c)
+{
+	char resp[512];
+	int n;
+
+	if (c->route)
+		snprintf(c->reason, sizeof(c->reason), "denied by route '%s'",
+		         c->route->name);
+	else
+		snprintf(c->reason, sizeof(c->reason),
+		         "denied by the default policy");
+	if (c->proto != PROTO_HTTP) {
+		conn_close(c, "denied", c->reason, false);
+		return;
+	}
+	n = snprintf(resp, sizeof(resp),
+	             "HTTP/1.1 403 Forbidden\r\n"
+	             "Content-Type: text/plain\r\n"
+	             "Content-Length: %zu\r\n"
+	             "Connection: close\r\n"
+	             "\r\n"
+	             "attache: %s\n", strlen(c->reason) + 10, c->reason);
+	/* A fresh socket takes a few hundred bytes at once; if it does not,
+	 * the app gets a cut 403, never anything else. */
+	(void)send(c->app_fd, resp, (size_t)n, MSG_NOSIGNAL);
+	shutdown(c->app_fd, SHUT_WR);
+	if (c->app_eof) {
+		conn_close(c, "denied", c->reason, false);
+		return;
+	}
+	c->phase = PH_LINGER;
+	c->ev = event_new(c->px->base, c->app_fd, EV_READ | EV_PERSIST,
+	                  on_linger_read, c);
+	if (!c->ev) {
+		conn_close(c, "denied", c->reason, false);
+		return;
+	}
+	event_add(c->ev, NULL);
+	arm(c->timer, LINGER_MS);
+}
+
+/* ------------------------------------------------------------ route */
+
+static void decide(struct conn *c)
+{
+	c->route = route_match(c->cfg, (struct sockaddr *)&c->dst,
+	                       c->name[0] ? c->name : NULL);
+	if (!c->name[0] && c->route && c->route->hostname) {
+		snprintf(c->name, sizeof(c->name), "%s", c->route->hostname);
+		c->name_from = "route";
+	}
+	c->action = c->route ? c->route->action : c->cfg->default_action;
+	if (c->action == ACTION_DENY)
+		deny(c);
+	else
+		dial(c);
+}
+
+/* ------------------------------------------------------------ sniff */
+
+static void sniff_done(struct conn *c, enum sniff_result r)
+{
+	free_event(&c->ev);
+	event_del(c->timer);
+	if (r != SNIFF_FOUND)
+		c->name[0] = '\0';
+	c->phase = PH_CONNECT;
+	decide(c);
+}
+
+static void on_sniff_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct buf *b = c->early;
+	size_t max = c->cfg->sniff_max_bytes;
+	enum sniff_result r;
+	ssize_t n;
+
+	if (!b && !(b = c->early = bufpool_get(&c->px->pool))) {
+		conn_close(c, "error", "out of memory", true);
+		return;
+	}
+	n = recv(fd, b->data + b->tail, max - buf_len(b), 0);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		close_errno(c, "reset", "app read", errno);
+		return;
+	}
+	b->tail += (uint32_t)n;
+	if (n == 0)
+		c->app_eof = true;
+	if (c->proto == PROTO_HTTP) {
+		r = sniff_http_host(b->data, buf_len(b), c->name);
+		c->name_from = "host";
+	} else {
+		r = sniff_tls_sni(b->data, buf_len(b), c->name);
+		c->name_from = "sni";
+	}
+	if (r == SNIFF_MORE && !c->app_eof && buf_len(b) < max)
+		return;
+	sniff_done(c, r);
+}
+
+/* ------------------------------------------------------------ accept */
 
 /* Is peer one of our own upstream sockets, redirected back to us? */
 static bool is_own_upstream(struct proxy *px, const struct sockaddr *peer)
@@ -177,7 +384,6 @@ void conn_accept(struct proxy *px, int fd, const struct sockaddr *peer,
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	enum origdst_verdict v;
-	bool in_progress;
 
 	if (!c) {
 		log_warn("out of memory: dropping a connection");
@@ -188,6 +394,7 @@ void conn_accept(struct proxy *px, int fd, const struct sockaddr *peer,
 	c->px = px;
 	c->app_fd = fd;
 	c->up_fd = -1;
+	c->phase = PH_SNIFF;
 	memcpy(&c->app, peer, addr_len(peer));
 	LIST_INSERT_HEAD(&px->conns, c, link);
 	px->nconns++;
@@ -208,27 +415,27 @@ void conn_accept(struct proxy *px, int fd, const struct sockaddr *peer,
 		           "as the uid given to attache-init --proxy-uid)", true);
 		return;
 	}
-
 	socket_nodelay(fd);
-	c->up_fd = upstream_connect((struct sockaddr *)&c->dst, &in_progress,
-	                            &c->up_local);
-	if (c->up_fd < 0) {
-		close_errno(c, "connect_failed", "upstream connect", errno);
-		return;
-	}
-	up_port_ref(px, &c->up_local, +1);
-	if (!in_progress) {
-		start_relay(c);
-		return;
-	}
-	c->connect_ev = event_new(px->base, c->up_fd, EV_WRITE, on_connect, c);
-	if (!c->connect_ev) {
+	c->cfg = config_ref(px->cfg);
+	c->timer = evtimer_new(px->base, on_timer, c);
+	if (!c->timer) {
 		conn_close(c, "error", "out of memory", true);
 		return;
 	}
-	uint64_t ms = px->opt.connect_timeout_ms;
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-	event_add(c->connect_ev, &tv);
+	c->proto = route_protocol(c->cfg, (struct sockaddr *)&c->dst);
+	if (c->proto == PROTO_TCP) {
+		/* Server-first protocols must not wait: dial at once. */
+		c->phase = PH_CONNECT;
+		decide(c);
+		return;
+	}
+	c->ev = event_new(px->base, fd, EV_READ | EV_PERSIST, on_sniff_read, c);
+	if (!c->ev) {
+		conn_close(c, "error", "out of memory", true);
+		return;
+	}
+	event_add(c->ev, NULL);
+	arm(c->timer, c->cfg->sniff_timeout_ms);
 }
 
 void conn_close_all(struct proxy *px, const char *outcome, const char *reason)

@@ -82,6 +82,14 @@ static void sb_json_str(struct sb *b, const char *s)
 	sb_put(b, "\"", 1);
 }
 
+static void sb_json_str_or_null(struct sb *b, const char *s)
+{
+	if (s)
+		sb_json_str(b, s);
+	else
+		sb_puts(b, "null");
+}
+
 static void sb_json_addr(struct sb *b, const struct sockaddr *sa)
 {
 	char a[ADDR_STRLEN];
@@ -118,6 +126,14 @@ size_t log_format_conn(char *out, size_t cap, const struct log_conn *c)
 	sb_json_addr(&b, c->app);
 	sb_puts(&b, ",\"dst\":");
 	sb_json_addr(&b, c->dst);
+	sb_puts(&b, ",\"name\":");
+	sb_json_str_or_null(&b, c->name);
+	sb_puts(&b, ",\"name_from\":");
+	sb_json_str_or_null(&b, c->name_from);
+	sb_puts(&b, ",\"route\":");
+	sb_json_str_or_null(&b, c->route);
+	sb_puts(&b, ",\"action\":");
+	sb_json_str_or_null(&b, c->action);
 	sb_printf(&b, ",\"bytes_up\":%llu,\"bytes_down\":%llu,"
 	          "\"duration_ms\":%llu.%03llu,\"outcome\":",
 	          (unsigned long long)c->bytes_up,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "attache/config.h"
 #include "attache/conn.h"
 #include "attache/listener.h"
 #include "attache/log.h"
@@ -14,6 +15,68 @@
 
 /* Keep a few freed buffers for the next burst; beyond that, return them. */
 #define POOL_KEEP 64
+
+/* Prints a load's messages, each on its own stderr line. */
+static void print_diag(const struct diag *d)
+{
+	if (d->text)
+		fputs(d->text, stderr);
+}
+
+/* SIGHUP: a valid file replaces the policy for new connections (open ones
+ * keep theirs); an invalid one changes nothing and says why. */
+static void reload(struct proxy *px)
+{
+	struct diag d = { 0 };
+	struct config *c;
+
+	if (!px->opt.config_path) {
+		log_info("SIGHUP: no configuration file (-c), nothing to reload");
+		return;
+	}
+	c = config_load(px->opt.config_path, &d);
+	print_diag(&d);
+	if (!c) {
+		log_error("reload: %s has %u error(s); keeping the current policy",
+		          px->opt.config_path, d.errors);
+		diag_free(&d);
+		return;
+	}
+	if (c->redirect_port && c->redirect_port != px->opt.port && !px->opt.port_set)
+		log_warn("reload: listen.redirect %u takes effect at restart; still "
+		         "on %u", c->redirect_port, px->opt.port);
+	config_unref(px->cfg);
+	px->cfg = c;
+	log_info("reload: %s: %zu routes, default %s, %u warning(s)",
+	         px->opt.config_path, c->nroutes, action_str(c->default_action),
+	         d.warnings);
+	diag_free(&d);
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	reload(arg);
+}
+
+/* --check: every error and warning, then a verdict; exit 0 or 1. */
+static int check(const struct options *o)
+{
+	struct diag d = { 0 };
+	struct config *c = o->config_path ? config_load(o->config_path, &d)
+	                                  : config_default();
+	const char *name = o->config_path ? o->config_path : "built-in policy";
+
+	print_diag(&d);
+	if (c)
+		printf("%s: OK: %zu routes, default %s, %u warning(s)\n", name,
+		       c->nroutes, action_str(c->default_action), d.warnings);
+	else
+		printf("%s: %u error(s), %u warning(s)\n", name, d.errors,
+		       d.warnings);
+	config_unref(c);
+	diag_free(&d);
+	return c ? 0 : 1;
+}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -25,7 +88,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-	struct event *sigterm = NULL, *sigint = NULL;
+	struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
+	struct diag d = { 0 };
 	struct proxy *px;
 	int rc = 1;
 
@@ -45,6 +109,23 @@ int main(int argc, char **argv)
 		free(px);
 		return 2;
 	}
+	if (px->opt.check) {
+		rc = check(&px->opt);
+		free(px);
+		return rc;
+	}
+	px->cfg = px->opt.config_path ? config_load(px->opt.config_path, &d)
+	                              : config_default();
+	print_diag(&d);
+	diag_free(&d);
+	if (!px->cfg) {
+		log_error("not starting: fix the configuration (attache --check -c %s)",
+		          px->opt.config_path);
+		free(px);
+		return 1;
+	}
+	if (!px->opt.port_set && px->cfg->redirect_port)
+		px->opt.port = px->cfg->redirect_port;
 	signal(SIGPIPE, SIG_IGN);   /* sends use MSG_NOSIGNAL; this is a net */
 
 	px->base = event_base_new();
@@ -57,12 +138,14 @@ int main(int argc, char **argv)
 	px->log = logger_new(px->base, STDOUT_FILENO);
 	sigterm = evsignal_new(px->base, SIGTERM, on_signal, px);
 	sigint = evsignal_new(px->base, SIGINT, on_signal, px);
-	if (!px->log || !sigterm || !sigint) {
+	sighup = evsignal_new(px->base, SIGHUP, on_sighup, px);
+	if (!px->log || !sigterm || !sigint || !sighup) {
 		log_error("out of memory");
 		goto out;
 	}
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
+	evsignal_add(sighup, NULL);
 	if (listener_open(px) < 0)
 		goto out;
 
@@ -77,10 +160,13 @@ out:
 		event_free(sigterm);
 	if (sigint)
 		event_free(sigint);
+	if (sighup)
+		event_free(sighup);
 	logger_free(px->log);
 	bufpool_drain(&px->pool);
 	if (px->base)
 		event_base_free(px->base);
+	config_unref(px->cfg);
 	free(px);
 	return rc;
 }

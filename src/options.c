@@ -12,10 +12,15 @@ static const char usage[] =
 "Usage: attache [OPTION]...\n"
 "Transparent egress ambassador: relays the TCP connections that\n"
 "attache-init's REDIRECT rules send to it, to where the app was going\n"
-"(SO_ORIGINAL_DST). Connection logs are JSON lines on stdout, messages on\n"
-"stderr.\n"
+"(SO_ORIGINAL_DST), as the policy's routes say. Connection logs are JSON\n"
+"lines on stdout, messages on stderr. SIGHUP reloads the policy file (an\n"
+"invalid file keeps the current policy); SIGTERM/SIGINT drain and exit.\n"
 "\n"
-"  -p, --port PORT             redirect port on 127.0.0.1 and ::1 (default 15001)\n"
+"  -c, --config FILE           the policy (YAML); without it, relay everything\n"
+"      --check                 validate the configuration, print every error\n"
+"                              and warning, exit 0 if it is valid, 1 if not\n"
+"  -p, --port PORT             redirect port on 127.0.0.1 and ::1 (default:\n"
+"                              the file's listen.redirect, else 15001)\n"
 "      --connect-timeout DUR   upstream connect timeout (default 5s)\n"
 "      --idle-timeout DUR      close a connection idle both ways (default 1h)\n"
 "      --drain-timeout DUR     on SIGTERM/SIGINT, time open connections get\n"
@@ -30,6 +35,7 @@ static const char usage[] =
 
 void options_defaults(struct options *o)
 {
+	memset(o, 0, sizeof(*o));
 	o->port = ATTACHE_DEFAULT_PORT;
 	o->connect_timeout_ms = 5000;
 	o->idle_timeout_ms = 3600 * 1000;
@@ -50,8 +56,10 @@ static int parse_timeout(const char *name, const char *arg, uint64_t *ms,
 int options_parse(struct options *o, int argc, char **argv, FILE *out,
                   FILE *err)
 {
-	enum { OPT_CONNECT = 256, OPT_IDLE, OPT_DRAIN, OPT_VERSION };
+	enum { OPT_CONNECT = 256, OPT_IDLE, OPT_DRAIN, OPT_VERSION, OPT_CHECK };
 	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "port", required_argument, NULL, 'p' },
 		{ "connect-timeout", required_argument, NULL, OPT_CONNECT },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
@@ -66,8 +74,14 @@ int options_parse(struct options *o, int argc, char **argv, FILE *out,
 
 	optind = 0;   /* full re-initialisation: options_parse may run twice */
 	opterr = 0;   /* we print our own errors */
-	while ((c = getopt_long(argc, argv, ":p:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:p:h", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'c':
+			o->config_path = optarg;
+			break;
+		case OPT_CHECK:
+			o->check = true;
+			break;
 		case 'p':
 			v = strtol(optarg, &end, 10);
 			if (*optarg == '\0' || *end != '\0' || v < 1 || v > 65535) {
@@ -76,6 +90,7 @@ int options_parse(struct options *o, int argc, char **argv, FILE *out,
 				goto usage;
 			}
 			o->port = (uint16_t)v;
+			o->port_set = true;
 			break;
 		case OPT_CONNECT:
 			if (parse_timeout("connect-timeout", optarg,

@@ -173,10 +173,26 @@ int relay_init(struct relay *r, struct event_base *base, int app_fd,
 	return 0;
 }
 
+void relay_preload(struct relay *r, struct buf *b, bool app_eof)
+{
+	struct half *h = &r->h[RELAY_APP];
+
+	h->rd_eof = app_eof;
+	if (b && buf_len(b) > 0)
+		h->in = b;
+	else if (b)
+		bufpool_put(r->pool, b);
+}
+
 void relay_start(struct relay *r)
 {
-	set_read(&r->h[0], true);
-	set_read(&r->h[1], true);
+	struct half *app = &r->h[RELAY_APP];
+
+	set_read(&r->h[RELAY_UP], true);
+	if (app->in || app->rd_eof)
+		(void)flush(app);   /* may end the relay: nothing follows */
+	else
+		set_read(app, true);
 }
 
 void relay_release(struct relay *r)

@@ -15,6 +15,10 @@ struct log_conn {
 	struct timespec time;          /* wall clock at close */
 	const struct sockaddr *app;    /* the app's address */
 	const struct sockaddr *dst;    /* its original destination */
+	const char *name;              /* the host name it meant */
+	const char *name_from;         /* host, sni or route */
+	const char *route;             /* the route taken; NULL: default */
+	const char *action;            /* pass, deny */
 	uint64_t bytes_up;             /* app -> upstream */
 	uint64_t bytes_down;           /* upstream -> app */
 	uint64_t duration_us;

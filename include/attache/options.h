@@ -2,6 +2,7 @@
 #ifndef ATTACHE_OPTIONS_H
 #define ATTACHE_OPTIONS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -10,6 +11,9 @@
 #define ATTACHE_DEFAULT_PORT 15001
 
 struct options {
+	const char *config_path;      /* -c; NULL: the built-in policy */
+	bool check;                   /* --check: validate and exit */
+	bool port_set;                /* -p given: it wins over the file */
 	uint16_t port;                /* redirect listener, 127.0.0.1 and ::1 */
 	uint64_t connect_timeout_ms;  /* upstream connect */
 	uint64_t idle_timeout_ms;     /* no byte either way for this long */

@@ -12,6 +12,7 @@
 #include "attache/buf.h"
 #include "attache/options.h"
 
+struct config;
 struct conn;
 struct event;
 struct event_base;
@@ -23,6 +24,7 @@ struct logger;
 struct proxy {
 	struct event_base *base;
 	struct options opt;
+	struct config *cfg;        /* the current policy; a reload swaps it */
 	struct logger *log;
 	struct bufpool pool;
 

@@ -57,7 +57,12 @@ ATT_MUST_CHECK int relay_init(struct relay *r, struct event_base *base,
                               int app_fd, int up_fd, struct bufpool *pool,
                               relay_end_fn end);
 
-/* Starts reading both sides. May end the relay (via end) before it
+/* Hands the relay bytes already read from the app (while sniffing its
+ * first message) to be written upstream first; app_eof if the app already
+ * closed its side. b is owned by the relay from here. Before relay_start. */
+void relay_preload(struct relay *r, struct buf *b, bool app_eof);
+
+/* Starts reading both sides (and writes preloaded bytes). May end the relay (via end) before it
  * returns if a socket fails at once. */
 void relay_start(struct relay *r);
 

@@ -32,6 +32,8 @@ static void test_conn_line(void **state)
 		.bytes_up = 82, .bytes_down = 10485760,
 		.duration_us = 1234567,
 		.outcome = "ok", .reason = "closed",
+		.name = "api.partner.example", .name_from = "host",
+		.route = "partner-api", .action = "pass",
 	};
 
 	assert_int_equal(addr_parse("203.0.113.1:37418", &app, &len), 0);
@@ -41,7 +43,9 @@ static void test_conn_line(void **state)
 	size_t n = log_format_conn(out, sizeof(out), &c);
 	assert_string_equal(out,
 		"{\"time\":\"2026-11-30T13:51:58.005Z\",\"app\":\"203.0.113.1:37418\","
-		"\"dst\":\"[2001:db8::7]:80\",\"bytes_up\":82,\"bytes_down\":10485760,"
+		"\"dst\":\"[2001:db8::7]:80\",\"name\":\"api.partner.example\","
+		"\"name_from\":\"host\",\"route\":\"partner-api\",\"action\":\"pass\","
+		"\"bytes_up\":82,\"bytes_down\":10485760,"
 		"\"duration_ms\":1234.567,\"outcome\":\"ok\",\"reason\":\"closed\"}\n");
 	assert_int_equal(n, strlen(out));
 }
@@ -55,7 +59,8 @@ static void test_escaping_and_nulls(void **state)
 	};
 
 	assert_true(log_format_conn(out, sizeof(out), &c) > 0);
-	assert_non_null(strstr(out, "\"app\":null,\"dst\":null"));
+	assert_non_null(strstr(out, "\"app\":null,\"dst\":null,\"name\":null,"
+	                            "\"name_from\":null,\"route\":null,\"action\":null"));
 	assert_non_null(strstr(out,
 		"\"reason\":\"quote\\\" back\\\\slash\\u000anewline\\u0001\"}"));
 	assert_non_null(strstr(out, "\"duration_ms\":0.000"));

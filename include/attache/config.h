@@ -1,0 +1,86 @@
+/* The egress policy: one YAML file read into an immutable struct.
+ *
+ * A reload builds a new config and swaps the proxy's pointer; connections
+ * hold a reference to the config they started with, so they finish on it
+ * while new ones see the new one. */
+#ifndef ATTACHE_CONFIG_H
+#define ATTACHE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attache/common.h"
+
+enum action { ACTION_PASS, ACTION_DENY, ACTION_TLS };
+enum protocol { PROTO_TCP, PROTO_HTTP, PROTO_TLS };
+
+struct cidr {
+	int family;            /* AF_INET or AF_INET6 */
+	uint8_t addr[16];      /* network byte order, host bits zero */
+	uint8_t plen;
+};
+
+struct port_range {
+	uint16_t lo, hi;       /* inclusive */
+};
+
+struct route {
+	char *name;
+	struct cidr *cidrs;
+	size_t ncidrs;         /* 0: any destination address */
+	struct port_range *ports;
+	size_t nports;         /* 0: any port */
+	char **hosts;          /* lower case; "*.example.com" wildcards */
+	size_t nhosts;         /* 0: any name (or none) */
+	enum action action;
+	enum protocol protocol;
+	char *hostname;        /* the name fixed in the route, or NULL */
+	unsigned line;         /* where it was written, for messages */
+};
+
+struct config {
+	int refs;
+	char *path;            /* NULL for the built-in default */
+	uint16_t redirect_port;   /* 0: not set in the file */
+	char *admin;           /* reserved: validated, not served yet */
+	enum action default_action;
+	struct port_range *http_ports;
+	size_t nhttp_ports;
+	uint64_t sniff_timeout_ms;
+	uint32_t sniff_max_bytes;
+	struct route *routes;
+	size_t nroutes;
+};
+
+#define CONFIG_SNIFF_TIMEOUT_MS 1000
+#define CONFIG_SNIFF_MAX_BYTES 16384
+#define CONFIG_MAX_FILE (1 << 20)
+
+/* Everything a load had to say: "FILE:LINE:COL: error: ..." lines. */
+struct diag {
+	char *text;
+	size_t len, cap;
+	unsigned errors, warnings;
+};
+void diag_free(struct diag *d);
+
+/* Parses YAML text (name is used in messages). Returns a config with one
+ * reference, or NULL when there was any error; every error and warning is
+ * appended to d, not just the first. */
+ATT_MUST_CHECK struct config *config_parse(const char *name, const char *text,
+                                           size_t len, struct diag *d);
+
+/* Reads and parses a file (at most CONFIG_MAX_FILE bytes). */
+ATT_MUST_CHECK struct config *config_load(const char *path, struct diag *d);
+
+/* The built-in policy without -c: no routes, default pass. */
+ATT_MUST_CHECK struct config *config_default(void);
+
+struct config *config_ref(struct config *c);
+void config_unref(struct config *c);
+
+const char *action_str(enum action a);
+const char *protocol_str(enum protocol p);
+
+#endif
