@@ -676,6 +676,11 @@ static void lint(struct ld *l, yaml_node_t *routes_node)
 				     c->routes[i].line);
 				break;
 			}
+		if (b->protocol != PROTO_TCP && b->nports == 0)
+			WARN(l, &pos, "route '%s' reads a %s name on every port: "
+			     "a server-first protocol would wait sniff.timeout "
+			     "for a first message; give it a port",
+			     b->name ? b->name : "?", protocol_str(b->protocol));
 		if (b->nhosts && b->protocol == PROTO_TCP && !b->hostname)
 			WARN(l, &pos, "route '%s' matches host names but its "
 			     "protocol is tcp, where attache reads no name: set "

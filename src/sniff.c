@@ -44,7 +44,7 @@ static int clean_host(const char *h, size_t n, char name[SNIFF_NAME_MAX])
 			if (!isalnum((unsigned char)h[i]) && !strchr("-._", h[i]))
 				return -1;
 	}
-	if (end == 0 || end >= SNIFF_NAME_MAX)
+	if (end == 0 || end > 253)   /* the longest DNS name */
 		return -1;
 	for (; o < end; o++)
 		name[o] = (char)tolower((unsigned char)h[o]);
@@ -140,7 +140,10 @@ enum sniff_result sniff_http_host(const uint8_t *p, size_t len,
 		return SNIFF_NONE;
 	if (s.hosts > 1 || s.value_too_long)
 		return SNIFF_INVALID;
-	/* llhttp hands over the value without surrounding whitespace. */
+	/* llhttp drops the leading whitespace; the trailing is ours to drop. */
+	while (s.value_len > 0 && (s.value[s.value_len - 1] == ' ' ||
+	                           s.value[s.value_len - 1] == '\t'))
+		s.value_len--;
 	return clean_host(s.value, s.value_len, name) == 0 ? SNIFF_FOUND
 	                                                   : SNIFF_INVALID;
 }

@@ -1,0 +1,273 @@
+/* The policy file: what it accepts, and every error at its position. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attache/config.h"
+
+static struct config *parse(const char *yaml, struct diag *d)
+{
+	memset(d, 0, sizeof(*d));
+	return config_parse("t.yaml", yaml, strlen(yaml), d);
+}
+
+static void test_full(void **state)
+{
+	struct diag d;
+	struct config *c = parse(
+		"listen: { redirect: 16001, admin: \"127.0.0.1:15000\" }\n"
+		"default: deny\n"
+		"http_ports: [80, \"8000-8100\"]\n"
+		"sniff: { timeout: 250ms, max_bytes: 4096 }\n"
+		"routes:\n"
+		"  - name: partner-api\n"
+		"    match: { host: [API.Partner.Example, \"*.cdn.example\"], port: 80 }\n"
+		"    action: pass\n"
+		"    protocol: http\n"
+		"  - name: db\n"
+		"    match:\n"
+		"      cidr: [203.0.113.0/24, \"2001:db8::/32\", 198.51.100.7]\n"
+		"      port: [5432, 6000-6010]\n"
+		"    action: deny\n"
+		"    hostname: db.partner.example\n", &d);
+
+	assert_non_null(c);
+	assert_int_equal(d.errors, 0);
+	assert_int_equal(d.warnings, 0);
+	assert_int_equal(c->redirect_port, 16001);
+	assert_string_equal(c->admin, "127.0.0.1:15000");
+	assert_int_equal(c->default_action, ACTION_DENY);
+	assert_int_equal(c->nhttp_ports, 2);
+	assert_int_equal(c->http_ports[1].lo, 8000);
+	assert_int_equal(c->http_ports[1].hi, 8100);
+	assert_int_equal(c->sniff_timeout_ms, 250);
+	assert_int_equal(c->sniff_max_bytes, 4096);
+	assert_int_equal(c->nroutes, 2);
+	const struct route *r = &c->routes[0];
+	assert_string_equal(r->name, "partner-api");
+	assert_int_equal(r->nhosts, 2);
+	assert_string_equal(r->hosts[0], "api.partner.example");   /* lower-cased */
+	assert_string_equal(r->hosts[1], "*.cdn.example");
+	assert_int_equal(r->protocol, PROTO_HTTP);
+	assert_int_equal(r->line, 6);
+	r = &c->routes[1];
+	assert_int_equal(r->ncidrs, 3);
+	assert_int_equal(r->cidrs[0].family, AF_INET);
+	assert_int_equal(r->cidrs[0].plen, 24);
+	assert_int_equal(r->cidrs[1].family, AF_INET6);
+	assert_int_equal(r->cidrs[1].plen, 32);
+	assert_int_equal(r->cidrs[2].plen, 32);   /* a bare address */
+	assert_int_equal(r->nports, 2);
+	assert_int_equal(r->ports[1].hi, 6010);
+	assert_int_equal(r->action, ACTION_DENY);
+	assert_int_equal(r->protocol, PROTO_TCP);   /* the default */
+	assert_string_equal(r->hostname, "db.partner.example");
+	assert_string_equal(action_str(r->action), "deny");
+	assert_string_equal(protocol_str(PROTO_TLS), "tls");
+
+	/* references: the last unref frees (valgrind and ASan watch this) */
+	assert_ptr_equal(config_ref(c), c);
+	config_unref(c);
+	config_unref(c);
+	diag_free(&d);
+}
+
+static void test_empty_is_default(void **state)
+{
+	struct diag d;
+	struct config *c = parse("", &d);
+
+	assert_non_null(c);
+	assert_int_equal(c->nroutes, 0);
+	assert_int_equal(c->default_action, ACTION_PASS);
+	assert_int_equal(c->sniff_timeout_ms, CONFIG_SNIFF_TIMEOUT_MS);
+	config_unref(c);
+	c = config_default();
+	assert_int_equal(c->default_action, ACTION_PASS);
+	config_unref(c);
+	diag_free(&d);
+}
+
+/* Each bad file and the one message (with its position) it must give. */
+static const struct { const char *yaml, *msg; } errors[] = {
+	{ "listn: {}\n", "t.yaml:1:1: error: unknown key 'listn' in the configuration (did you mean 'listen'?)" },
+	{ "routes:\n  - name: a\n    macth: {port: 1}\n    action: pass\n",
+	  "t.yaml:3:5: error: unknown key 'macth' in a route (did you mean 'match'?)" },
+	{ "frobnicate: 1\n", "t.yaml:1:1: error: unknown key 'frobnicate' in the configuration\n" },
+	{ "default: allow\n", "t.yaml:1:10: error: default 'allow' is not pass or deny" },
+	{ "default: [pass]\n", "t.yaml:1:10: error: expected default, found a list" },
+	{ "listen: 15001\n", "t.yaml:1:9: error: listen must be a mapping, found a scalar" },
+	{ "listen: { redirect: 0 }\n", "t.yaml:1:21: error: port '0' is out of range (1-65535)" },
+	{ "listen: { redirect: 65536 }\n", "t.yaml:1:21: error: port '65536' is out of range" },
+	{ "listen: { redirect: http }\n", "t.yaml:1:21: error: port 'http' is out of range" },
+	{ "listen: { admin: localhost }\n", "t.yaml:1:18: error: admin 'localhost' is not IP:PORT" },
+	{ "http_ports: [80, 90-85]\n", "t.yaml:1:18: error: port range '90-85' is backwards" },
+	{ "http_ports: []\n", "t.yaml:1:13: error: empty list of ports" },
+	{ "sniff: { timeout: forever }\n", "t.yaml:1:19: error: sniff timeout 'forever' is not a duration" },
+	{ "sniff: { max_bytes: 10 }\n", "t.yaml:1:21: error: sniff max_bytes '10' is not a number from 64 to 32768" },
+	{ "routes: {}\n", "t.yaml:1:9: error: routes must be a list, found a mapping" },
+	{ "routes: [pass]\n", "t.yaml:1:10: error: a route must be a mapping, found a scalar" },
+	{ "routes:\n  - name: a\n    match: { cidr: 203.0.113.0/33 }\n    action: pass\n",
+	  "t.yaml:3:20: error: '203.0.113.0/33' is not a CIDR" },
+	{ "routes:\n  - name: a\n    match: { cidr: 203.0.113.9/24 }\n    action: pass\n",
+	  "t.yaml:3:20: error: CIDR '203.0.113.9/24' has host bits set (did you mean '203.0.113.0/24'?)" },
+	{ "routes:\n  - name: a\n    match: { cidr: \"2001:db8::1/32\" }\n    action: pass\n",
+	  "(did you mean '2001:db8::/32'?)" },
+	{ "routes:\n  - name: a\n    match: { cidr: example.com }\n    action: pass\n",
+	  "t.yaml:3:20: error: 'example.com' is not a CIDR" },
+	{ "routes:\n  - name: a\n    match: { port: 70000 }\n    action: pass\n",
+	  "t.yaml:3:20: error: port '70000' is out of range (1-65535)" },
+	{ "routes:\n  - name: a\n    match: { host: \"bad host\" }\n    action: pass\n",
+	  "t.yaml:3:20: error: 'bad host' is not a host name or '*.' pattern" },
+	{ "routes:\n  - name: a\n    match: { host: \"a.*.example\" }\n    action: pass\n",
+	  "is not a host name or '*.' pattern" },
+	{ "routes:\n  - name: a\n    match: {}\n    action: pass\n",
+	  "t.yaml:3:12: error: empty match" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n", "t.yaml:2:5: error: route 'a' has no action" },
+	{ "routes:\n  - name: a\n    action: pass\n", "t.yaml:2:5: error: route 'a' has no match" },
+	{ "routes:\n  - match: { port: 1 }\n    action: pass\n", "t.yaml:2:5: error: route has no name" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: pass\n  - name: a\n    match: { port: 2 }\n    action: pass\n",
+	  "t.yaml:5:11: error: duplicate route name 'a' (first at line 2)" },
+	{ "routes:\n  - name: \"a b\"\n    match: { port: 1 }\n    action: pass\n",
+	  "t.yaml:2:11: error: route name 'a b' must be" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: allow\n",
+	  "t.yaml:4:13: error: action 'allow' is not pass, deny or tls" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: tls\n",
+	  "t.yaml:4:13: error: action 'tls' is not available in this version" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: pass\n    protocol: udp\n",
+	  "t.yaml:5:15: error: protocol 'udp' is not tcp, http or tls" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: pass\n    hostname: \"*.x\"\n",
+	  "t.yaml:5:15: error: hostname '*.x' is not a DNS name" },
+	{ "default: pass\ndefault: deny\n", "t.yaml:2:1: error: duplicate key 'default' in the configuration" },
+	{ "a: &x 1\nlisten: { redirect: *x }\n", "error: aliases (*name) are not supported" },
+	{ "routes:\n  - name: a\n    match: { port: [1\n", "t.yaml:4:1: error: YAML: did not find expected ',' or ']'" },
+	{ "routes:\n\t- name: a\n", "t.yaml:2:1: error: YAML: found character that cannot start any token" },
+	{ "- 1\n- 2\n", "t.yaml:1:1: error: the configuration must be a mapping, found a list" },
+};
+
+static void test_each_error(void **state)
+{
+	for (size_t i = 0; i < ATT_ARRAY_LEN(errors); i++) {
+		struct diag d;
+		struct config *c = parse(errors[i].yaml, &d);
+		if (c || !d.text || !strstr(d.text, errors[i].msg))
+			fail_msg("case %zu: wanted '%s', got:\n%s", i, errors[i].msg,
+			         d.text ? d.text : "(nothing)");
+		assert_true(d.errors >= 1);
+		diag_free(&d);
+	}
+}
+
+static void test_every_error_is_reported(void **state)
+{
+	struct diag d;
+	struct config *c = parse(
+		"default: allow\n"
+		"listen: { redirect: 99999, admn: x }\n"
+		"routes:\n"
+		"  - name: a\n"
+		"    match: { cidr: 10.0.0.1/8, port: 0 }\n"
+		"    action: maybe\n", &d);
+
+	assert_null(c);
+	assert_int_equal(d.errors, 6);
+	const char *want[] = { "t.yaml:1:10:", "t.yaml:2:21:", "t.yaml:2:28:",
+	                       "t.yaml:5:20:", "t.yaml:5:38:", "t.yaml:6:13:" };
+	for (size_t i = 0; i < ATT_ARRAY_LEN(want); i++)
+		assert_non_null(strstr(d.text, want[i]));
+	diag_free(&d);
+}
+
+static void test_warnings_do_not_fail(void **state)
+{
+	struct diag d;
+	struct config *c = parse(
+		"routes:\n"
+		"  - name: web\n"
+		"    match: { cidr: 203.0.113.0/24, port: 1-1024 }\n"
+		"    action: pass\n"
+		"  - name: one-web\n"
+		"    match: { cidr: 203.0.113.7, port: 80, host: x.example }\n"
+		"    action: deny\n"
+		"    protocol: http\n"
+		"  - name: wild\n"
+		"    match: { host: \"*.example\", port: 443 }\n"
+		"    action: deny\n"
+		"    protocol: tls\n"
+		"  - name: sub\n"
+		"    match: { host: \"a.b.example\", port: 443 }\n"
+		"    action: pass\n"
+		"    protocol: tls\n"
+		"  - name: other-port\n"
+		"    match: { host: \"a.b.example\", port: 8443 }\n"
+		"    action: pass\n"
+		"    protocol: tls\n"
+		"  - name: tcp-name\n"
+		"    match: { host: db.example, port: 5432 }\n"
+		"    action: pass\n", &d);
+
+	assert_non_null(c);
+	assert_int_equal(d.errors, 0);
+	assert_int_equal(d.warnings, 3);
+	assert_non_null(strstr(d.text, "t.yaml:5:3: warning: route 'one-web' can never "
+	                               "match: route 'web' (line 2) takes all its connections"));
+	assert_non_null(strstr(d.text, "t.yaml:13:3: warning: route 'sub' can never match: "
+	                               "route 'wild' (line 9)"));
+	assert_null(strstr(d.text, "'other-port' can never"));
+	assert_non_null(strstr(d.text, "t.yaml:21:3: warning: route 'tcp-name' matches host "
+	                               "names but its protocol is tcp"));
+	config_unref(c);
+	diag_free(&d);
+}
+
+static void test_load_file(void **state)
+{
+	struct diag d = { 0 };
+	char path[] = "/tmp/attache-test-config-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	fputs("default: deny\n", f);
+	fclose(f);
+	struct config *c = config_load(path, &d);
+	assert_non_null(c);
+	assert_string_equal(c->path, path);
+	assert_int_equal(c->default_action, ACTION_DENY);
+	config_unref(c);
+
+	/* bigger than the bound */
+	f = fopen(path, "w");
+	for (int i = 0; i < (CONFIG_MAX_FILE / 16) + 1; i++)
+		fputs("# padding......\n", f);
+	fclose(f);
+	assert_null(config_load(path, &d));
+	assert_non_null(strstr(d.text, "larger than 1 MiB"));
+	unlink(path);
+
+	assert_null(config_load("/nonexistent/attache.yaml", &d));
+	assert_non_null(strstr(d.text, "/nonexistent/attache.yaml: error: cannot open: "
+	                               "No such file or directory"));
+	assert_int_equal(d.errors, 2);
+	diag_free(&d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_empty_is_default),
+		cmocka_unit_test(test_each_error),
+		cmocka_unit_test(test_every_error_is_reported),
+		cmocka_unit_test(test_warnings_do_not_fail),
+		cmocka_unit_test(test_load_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
