@@ -229,6 +229,8 @@ void logger_free(struct logger *lg)
 }
 
 static void vlog(const char *level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void vlog(const char *level, const char *fmt, va_list ap)
 {
 	char line[1024];
 	int n = snprintf(line, sizeof(line), "attache: %s: ", level);

@@ -40,8 +40,9 @@ static int clean_host(const char *h, size_t n, char name[SNIFF_NAME_MAX])
 		const char *colon = memchr(h, ':', n);
 		if (colon)
 			end = (size_t)(colon - h);
-		for (size_t i = 0; i < end; i++)
-			if (!isalnum((unsigned char)h[i]) && !strchr("-._", h[i]))
+		for (size_t i = 0; i < end; i++)   /* (strchr would take a NUL) */
+			if (!isalnum((unsigned char)h[i]) && h[i] != '-' &&
+			    h[i] != '.' && h[i] != '_')
 				return -1;
 	}
 	if (end == 0 || end > 253)   /* the longest DNS name */

@@ -68,6 +68,7 @@ class World:
         self.app, self.ext = tag + "-app", tag + "-ext"
         self.bindir = bindir
         self.tmp = tempfile.mkdtemp(prefix="attache-e2e-")
+        os.chmod(self.tmp, 0o755)   # attache (uid 1337) reads its config here
         self.procs = []
         self.attache = None
         self.attache_stopped = False
@@ -133,6 +134,25 @@ class World:
     def init(self, *args, check=True):
         return sh("ip", "netns", "exec", self.app,
                   os.path.join(self.bindir, "attache-init"), *args, check=check)
+
+    def write_config(self, text, name="attache.yaml"):
+        path = os.path.join(self.tmp, name)
+        with open(path + ".new", "w") as f:
+            f.write(text)
+        os.chmod(path + ".new", 0o644)
+        os.rename(path + ".new", path)   # a reload never sees half a file
+        return path
+
+    def reload(self, text):
+        """Rewrites the config and sends SIGHUP; waits for attache's answer."""
+        before = self.stderr().count("reload")
+        self.write_config(text)
+        self.attache.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self.stderr().count("reload") == before:
+            assert time.monotonic() < deadline, "no reload message: " + self.stderr()
+            time.sleep(0.02)
+        return self.stderr()
 
     def start_attache(self, *args, nofile=None, uid=PROXY_UID):
         self.log_path = os.path.join(self.tmp, "attache.log")

@@ -106,6 +106,63 @@ def h_source(nbytes):
     return h
 
 
+def h_banner(c, peer):
+    """A server-first protocol: speaks before the client does, then echoes."""
+    with c:
+        c.sendall(b"220 ext.example ESMTP ready\r\n")
+        h_echo(c, peer)
+
+
+def serve_tls(addrs, cert, key):
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+
+    def h(c, peer):
+        try:
+            with ctx.wrap_socket(c, server_side=True) as t:
+                while True:
+                    d = t.recv(CHUNK)
+                    if not d:
+                        return
+                    t.sendall(d)
+        except (OSError, ssl.SSLError):
+            pass
+    serve(addrs, h)
+
+
+def serve_http(addrs):
+    """Answers every request with what it saw: method, path, Host."""
+    import http.server
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_any(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n) if n else b""
+            out = json.dumps({"method": self.command, "path": self.path,
+                              "host": self.headers.get("Host"),
+                              "body": len(body)}).encode() + b"\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+        do_GET = do_POST = do_PUT = do_HEAD = do_any
+
+        def log_message(self, *a):
+            pass
+
+    def h(c, peer):
+        with c:
+            try:
+                H(c, peer, None)
+            except OSError:
+                pass
+    serve(addrs, h)
+
+
 # ---------------------------------------------------------------- clients
 
 def connect(to, timeout):
@@ -207,6 +264,39 @@ def c_probe(a):
             "seconds": round(time.monotonic() - t0, 3)}
 
 
+def c_tls(a):
+    """TLS with the given SNI (no verification: the test is about routing),
+    sends a line, returns what came back or how it failed."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        s = connect(a.to, a.timeout)
+        with ctx.wrap_socket(s, server_hostname=a.sni) as t:
+            t.sendall(b"ping over tls\n")
+            return {"result": "ok", "data": t.recv(CHUNK).decode()}
+    except (ConnectionResetError, BrokenPipeError):
+        return {"result": "reset"}
+    except ssl.SSLError as e:
+        return {"result": "tls-error", "error": str(e)}
+    except socket.timeout:
+        return {"result": "timeout"}
+    except OSError as e:
+        return {"result": "closed", "error": str(e)}
+
+
+def c_banner(a):
+    """Connects and waits for the server to speak first."""
+    t0 = time.monotonic()
+    s = connect(a.to, a.timeout)
+    try:
+        line = s.makefile("rb").readline().decode()
+        return {"result": "ok", "line": line, "seconds": round(time.monotonic() - t0, 3)}
+    except socket.timeout:
+        return {"result": "timeout", "seconds": round(time.monotonic() - t0, 3)}
+
+
 def c_hold(a):
     """fd-exhaustion scenario: opens a.count connections and pings each;
     says how many were served; on 'go' from stdin closes the served ones
@@ -238,11 +328,14 @@ def c_hold(a):
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="mode", required=True)
-    for name in ("echo", "sink-reply", "source"):
+    for name in ("echo", "sink-reply", "source", "banner", "tls-echo", "http"):
         sp = sub.add_parser(name)
         sp.add_argument("--listen", action="append", required=True)
         sp.add_argument("--bytes", type=int, default=0)
-    for name in ("c-echo", "c-halfclose", "c-slowread", "c-probe", "c-hold"):
+        sp.add_argument("--cert")
+        sp.add_argument("--key")
+    for name in ("c-echo", "c-halfclose", "c-slowread", "c-probe", "c-hold", "c-tls",
+                 "c-banner"):
         sp = sub.add_parser(name)
         sp.add_argument("--to", required=True)
         sp.add_argument("--bytes", type=int, default=0)
@@ -250,6 +343,7 @@ def main():
         sp.add_argument("--rate", type=float, default=1e9)
         sp.add_argument("--count", type=int, default=0)
         sp.add_argument("--timeout", type=float, default=10.0)
+        sp.add_argument("--sni")
     a = p.parse_args()
     if a.mode == "echo":
         serve(a.listen, h_echo)
@@ -257,9 +351,16 @@ def main():
         serve(a.listen, h_sink_reply(a.bytes))
     elif a.mode == "source":
         serve(a.listen, h_source(a.bytes))
+    elif a.mode == "banner":
+        serve(a.listen, h_banner)
+    elif a.mode == "tls-echo":
+        serve_tls(a.listen, a.cert, a.key)
+    elif a.mode == "http":
+        serve_http(a.listen)
     else:
         fn = {"c-echo": c_echo, "c-halfclose": c_halfclose, "c-slowread": c_slowread,
-              "c-probe": c_probe, "c-hold": c_hold}[a.mode]
+              "c-probe": c_probe, "c-hold": c_hold, "c-tls": c_tls,
+              "c-banner": c_banner}[a.mode]
         print(json.dumps(fn(a)), flush=True)
 
 

@@ -192,6 +192,14 @@ static void test_sni_malformed(void **state)
 	memcpy(p, orig, n);
 	p[6] = 0x7f;
 	assert_int_equal(run(sniff_tls_sni, p, n, name), SNIFF_INVALID);
+	/* a server name with NUL bytes in it (found by fuzz_sniff_tls) */
+	static const uint8_t nul_name[] = {
+		22, 3, 1, 0, 60, 1, 0, 0, 56, 3, 3, [11 ... 42] = 0, 0,
+		0, 2, 0x13, 0x01, 1, 0, 0, 13, 0, 0, 0, 9, 0, 7, 0, 0, 4,
+		'a', 0, 'b', 'c',
+	};
+	assert_int_equal(run(sniff_tls_sni, nul_name, sizeof(nul_name), name),
+	                 SNIFF_INVALID);
 	/* plain text */
 	assert_int_equal(run(sniff_tls_sni, "GET / HTTP/1.1\r\n\r\n", 18, name),
 	                 SNIFF_INVALID);
