@@ -9,11 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "attache/addr.h"
 #include "attache/duration.h"
+#include "attache/pin.h"
 #include "attache/route.h"
+#include "attache/tls.h"
 
 #define MAX_ROUTES 4096
 #define MAX_LIST 1024
@@ -56,8 +59,19 @@ static void diag_add(struct diag *d, const char *fmt, ...)
 }
 
 /* The loader's state while it walks one document. */
+/* A route's tls: block while it is read. */
+struct tls_spec {
+	yaml_node_t *node;         /* where to report context errors */
+	char *ca, *cert, *key;
+	int min_version;
+	bool verify;
+	uint8_t (*pins)[PIN_LEN];
+	size_t npins;
+};
+
 struct ld {
 	const char *name;
+	struct tls_spec tls;       /* of the route being read */
 	yaml_document_t *doc;
 	struct diag *d;
 	uint8_t *seen;        /* nodes visited: an alias would visit twice */
@@ -574,10 +588,137 @@ static void r_action(struct ld *l, yaml_node_t *v, void *obj)
 	if (!get_enum(l, v, "action", action_names, 3, &a))
 		return;
 	r->action = (enum action)a;
-	/* XXX: issue 3/6 implements TLS origination. */
-	if (r->action == ACTION_TLS)
-		ERR(l, v, "action 'tls' is not available in this version of "
-		    "attache yet: use pass or deny");
+}
+
+static void t_port(struct ld *l, yaml_node_t *v, void *obj)
+{
+	struct route *r = obj;
+
+	(void)get_port(l, v, &r->tls_port);
+}
+
+static void t_file(struct ld *l, yaml_node_t *v, char **out, const char *what)
+{
+	const char *s = scalar(l, v, what);
+
+	if (!s)
+		return;
+	if (access(s, R_OK) < 0) {
+		ERR(l, v, "%s '%s': %s", what, s, strerror(errno));
+		return;
+	}
+	*out = strdup(s);
+}
+
+static void t_ca(struct ld *l, yaml_node_t *v, void *obj)
+{
+	t_file(l, v, &l->tls.ca, "CA file");
+}
+
+static void t_cert(struct ld *l, yaml_node_t *v, void *obj)
+{
+	t_file(l, v, &l->tls.cert, "client certificate");
+}
+
+static void t_key(struct ld *l, yaml_node_t *v, void *obj)
+{
+	t_file(l, v, &l->tls.key, "client key");
+}
+
+static void t_min_version(struct ld *l, yaml_node_t *v, void *obj)
+{
+	static const char *const versions[] = { "1.2", "1.3" };
+	int i;
+
+	if (get_enum(l, v, "min_version", versions, 2, &i))
+		l->tls.min_version = 12 + i;
+}
+
+static void t_verify(struct ld *l, yaml_node_t *v, void *obj)
+{
+	static const char *const bools[] = { "false", "true" };
+	int i;
+
+	if (get_enum(l, v, "verify", bools, 2, &i))
+		l->tls.verify = i;
+}
+
+static void add_pin(struct ld *l, yaml_node_t *n, void *arg)
+{
+	const char *s = scalar(l, n, "a pin");
+	uint8_t pin[PIN_LEN];
+
+	if (!s)
+		return;
+	if (pin_parse(s, pin) < 0) {
+		ERR(l, n, "pin '%s' is not a base64 SHA-256 (44 characters, "
+		    "e.g. from: openssl x509 -pubkey -noout | openssl pkey "
+		    "-pubin -outform der | openssl dgst -sha256 -binary | base64)", s);
+		return;
+	}
+	uint8_t (*v)[PIN_LEN] = realloc(l->tls.pins, (l->tls.npins + 1) * PIN_LEN);
+	if (!v)
+		return;
+	memcpy(v[l->tls.npins++], pin, PIN_LEN);
+	l->tls.pins = v;
+}
+
+static void t_pins(struct ld *l, yaml_node_t *v, void *obj)
+{
+	each(l, v, "pins", add_pin, NULL);
+}
+
+static void r_tls(struct ld *l, yaml_node_t *v, void *obj)
+{
+	static const struct key keys[] = {
+		{ "port", t_port }, { "ca", t_ca }, { "client_cert", t_cert },
+		{ "client_key", t_key }, { "min_version", t_min_version },
+		{ "pins", t_pins }, { "verify", t_verify },
+	};
+	l->tls.node = v;
+	mapping(l, v, "tls", keys, ATT_ARRAY_LEN(keys), obj);
+}
+
+static void tls_spec_free(struct tls_spec *t)
+{
+	free(t->ca);
+	free(t->cert);
+	free(t->key);
+	free(t->pins);
+	memset(t, 0, sizeof(*t));
+	t->min_version = 12;
+	t->verify = true;
+}
+
+/* After a route is read: its TLS context (files are loaded now, so a bad
+ * CA or key is an error at the route, not a failure at the first
+ * connection). */
+static void finish_tls(struct ld *l, yaml_node_t *route_node, struct route *r)
+{
+	struct tls_spec *t = &l->tls;
+	char err[256];
+
+	if (r->action != ACTION_TLS) {
+		if (t->node)
+			ERR(l, t->node, "a tls block needs action: tls");
+		return;
+	}
+	r->tls_verify = t->verify;
+	if (!t->verify)
+		WARN(l, t->node ? t->node : route_node, "route '%s' does not verify "
+		     "its upstream (verify: false): for lab use only, anyone on the "
+		     "path can read and change this traffic", r->name ? r->name : "?");
+	if (l->d->errors)
+		return;   /* files may be missing: do not pile errors up */
+	struct tls_profile p = {
+		.ca_file = t->ca, .cert_file = t->cert, .key_file = t->key,
+		.min_version = t->min_version, .verify = t->verify,
+		.pins = (const uint8_t (*)[PIN_LEN])t->pins, .npins = t->npins,
+	};
+	r->tls = tls_ctx_new(&p, err, sizeof(err));
+	if (!r->tls)
+		ERR(l, t->node ? t->node : route_node, "route '%s': %s",
+		    r->name ? r->name : "?", err);
 }
 
 static void r_protocol(struct ld *l, yaml_node_t *v, void *obj)
@@ -612,6 +753,7 @@ static void add_route(struct ld *l, yaml_node_t *n, void *arg)
 	static const struct key keys[] = {
 		{ "name", r_name }, { "match", r_match }, { "action", r_action },
 		{ "protocol", r_protocol }, { "hostname", r_hostname },
+		{ "tls", r_tls },
 	};
 	struct config *c = l->c;
 	struct route *r;
@@ -632,7 +774,10 @@ static void add_route(struct ld *l, yaml_node_t *n, void *arg)
 	r = &c->routes[c->nroutes++];
 	memset(r, 0, sizeof(*r));
 	r->line = (unsigned)n->start_mark.line + 1;
+	tls_spec_free(&l->tls);
 	seen = mapping(l, n, "a route", keys, ATT_ARRAY_LEN(keys), r);
+	finish_tls(l, n, r);
+	tls_spec_free(&l->tls);
 	if (!(seen & R_NAME))
 		ERR(l, n, "route has no name");
 	if (!(seen & R_MATCH))
@@ -739,6 +884,7 @@ static void config_free(struct config *c)
 			free(r->hosts[j]);
 		free(r->hosts);
 		free(r->hostname);
+		tls_ctx_free(r->tls);
 	}
 	free(c->routes);
 	free(c->http_ports);

@@ -7,6 +7,7 @@
 #include "attache/conn.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "attache/relay.h"
 #include "attache/route.h"
 #include "attache/sniff.h"
+#include "attache/tls.h"
 #include "attache/upstream.h"
 
 /* A denied http request gets its 403, then we read (and drop) what the app
@@ -28,7 +30,7 @@
 #define LINGER_MS 1000
 #define LINGER_BYTES (64 * 1024)
 
-enum phase { PH_SNIFF, PH_CONNECT, PH_RELAY, PH_LINGER };
+enum phase { PH_SNIFF, PH_CONNECT, PH_TLS, PH_RELAY, PH_LINGER };
 
 struct conn {
 	struct relay relay;         /* first: the relay callback gets it back */
@@ -48,8 +50,11 @@ struct conn {
 	size_t lingered;
 	char name[SNIFF_NAME_MAX];  /* "" when none was recovered */
 	const char *name_from;
-	struct sockaddr_storage app, dst, up_local;
+	struct tls *tls;            /* upstream TLS on tls routes */
+	bool tls_done;
+	struct sockaddr_storage app, dst, up, up_local;   /* up: dialled */
 	struct timespec start;      /* CLOCK_MONOTONIC */
+	uint64_t connect_deadline;  /* relay_now_ms() by which TCP+TLS are up */
 	char reason[128];
 };
 
@@ -103,6 +108,12 @@ static void conn_close(struct conn *c, const char *outcome, const char *reason,
 		.name_from = c->name[0] ? c->name_from : NULL,
 		.route = routed && c->route ? c->route->name : NULL,
 		.action = routed ? action_str(c->action) : NULL,
+		.upstream = c->up.ss_family ? (struct sockaddr *)&c->up : NULL,
+		.tls = c->tls != NULL,
+		.tls_verify = c->route && c->route->tls_verify,
+		.tls_resumed = c->tls_done && tls_resumed(c->tls),
+		.tls_version = c->tls_done ? tls_version(c->tls) : NULL,
+		.tls_cipher = c->tls_done ? tls_cipher(c->tls) : NULL,
 		.bytes_up = c->relay.h[RELAY_APP].nsent,
 		.bytes_down = c->relay.h[RELAY_UP].nsent,
 		.duration_us = elapsed_us(&c->start),
@@ -115,6 +126,8 @@ static void conn_close(struct conn *c, const char *outcome, const char *reason,
 
 	if (c->relaying)
 		relay_release(&c->relay);
+	if (c->tls)
+		tls_free(c->tls);
 	free_event(&c->ev);
 	free_event(&c->timer);
 	if (c->early)
@@ -167,9 +180,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	case PH_LINGER:
-		conn_close(c, "denied", c->reason, false);
+		conn_close(c, c->action == ACTION_DENY ? "denied" : "tls_failed",
+		           c->reason, false);
 		return;
 	case PH_CONNECT:
+	case PH_TLS:
 		break;
 	}
 }
@@ -194,6 +209,8 @@ static void start_relay(struct conn *c)
 	}
 	c->relaying = true;
 	c->phase = PH_RELAY;
+	if (c->tls)
+		relay_set_tls(&c->relay, RELAY_UP, c->tls);
 	relay_preload(&c->relay, c->early, c->app_eof);
 	c->early = NULL;
 	arm(c->timer, px->opt.idle_timeout_ms);
@@ -201,6 +218,8 @@ static void start_relay(struct conn *c)
 }
 
 /* ------------------------------------------------------------ dial */
+
+static void connected(struct conn *c);
 
 static void on_connect(evutil_socket_t fd, short what, void *arg)
 {
@@ -216,7 +235,7 @@ static void on_connect(evutil_socket_t fd, short what, void *arg)
 		close_errno(c, "connect_failed", "upstream connect", err);
 		return;
 	}
-	start_relay(c);
+	connected(c);
 }
 
 static void dial(struct conn *c)
@@ -225,7 +244,15 @@ static void dial(struct conn *c)
 	bool in_progress;
 
 	c->phase = PH_CONNECT;
-	c->up_fd = upstream_connect((struct sockaddr *)&c->dst, &in_progress,
+	c->connect_deadline = relay_now_ms() + px->opt.connect_timeout_ms;
+	memcpy(&c->up, &c->dst, sizeof(c->up));
+	if (c->action == ACTION_TLS && c->route->tls_port) {
+		if (c->up.ss_family == AF_INET)
+			((struct sockaddr_in *)&c->up)->sin_port = htons(c->route->tls_port);
+		else
+			((struct sockaddr_in6 *)&c->up)->sin6_port = htons(c->route->tls_port);
+	}
+	c->up_fd = upstream_connect((struct sockaddr *)&c->up, &in_progress,
 	                            &c->up_local);
 	if (c->up_fd < 0) {
 		close_errno(c, "connect_failed", "upstream connect", errno);
@@ -233,7 +260,7 @@ static void dial(struct conn *c)
 	}
 	up_port_ref(px, &c->up_local, +1);
 	if (!in_progress) {
-		start_relay(c);
+		connected(c);
 		return;
 	}
 	c->ev = event_new(px->base, c->up_fd, EV_WRITE, on_connect, c);
@@ -256,48 +283,130 @@ static void on_linger_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	conn_close(c, "denied", c->reason, false);
+	conn_close(c, c->action == ACTION_DENY ? "denied" : "tls_failed",
+	           c->reason, false);
 }
 
-static void deny(struct conn *c)
+/* Ends a connection that will not reach its upstream, saying why: on
+ * http, a response whose one-line body is c->reason, then a lingering
+ * close so the app reads it; otherwise a close (a reset when abort). */
+static void refuse(struct conn *c, int status, const char *outcome, bool abort)
 {
 	char resp[512];
 	int n;
 
-	if (c->route)
-		snprintf(c->reason, sizeof(c->reason), "denied by route '%s'",
-		         c->route->name);
-	else
-		snprintf(c->reason, sizeof(c->reason),
-		         "denied by the default policy");
 	if (c->proto != PROTO_HTTP) {
-		conn_close(c, "denied", c->reason, false);
+		conn_close(c, outcome, c->reason, abort);
 		return;
 	}
 	n = snprintf(resp, sizeof(resp),
-	             "HTTP/1.1 403 Forbidden\r\n"
+	             "HTTP/1.1 %d %s\r\n"
 	             "Content-Type: text/plain\r\n"
 	             "Content-Length: %zu\r\n"
 	             "Connection: close\r\n"
 	             "\r\n"
-	             "attache: %s\n", strlen(c->reason) + 10, c->reason);
+	             "attache: %s\n", status,
+	             status == 403 ? "Forbidden" : "Bad Gateway",
+	             strlen(c->reason) + 10, c->reason);
 	/* A fresh socket takes a few hundred bytes at once; if it does not,
-	 * the app gets a cut 403, never anything else. */
+	 * the app gets a cut response, never anything else. */
 	(void)send(c->app_fd, resp, (size_t)n, MSG_NOSIGNAL);
 	shutdown(c->app_fd, SHUT_WR);
+	free_event(&c->ev);
 	if (c->app_eof) {
-		conn_close(c, "denied", c->reason, false);
+		conn_close(c, outcome, c->reason, false);
 		return;
 	}
 	c->phase = PH_LINGER;
 	c->ev = event_new(c->px->base, c->app_fd, EV_READ | EV_PERSIST,
 	                  on_linger_read, c);
 	if (!c->ev) {
-		conn_close(c, "denied", c->reason, false);
+		conn_close(c, outcome, c->reason, false);
 		return;
 	}
 	event_add(c->ev, NULL);
 	arm(c->timer, LINGER_MS);
+}
+
+static void deny(struct conn *c)
+{
+	if (c->route)
+		snprintf(c->reason, sizeof(c->reason), "denied by route '%s'",
+		         c->route->name);
+	else
+		snprintf(c->reason, sizeof(c->reason),
+		         "denied by the default policy");
+	refuse(c, 403, "denied", false);
+}
+
+/* Fail closed: the app gets no upstream byte, and a reason. */
+static void tls_refuse(struct conn *c, const char *why)
+{
+	snprintf(c->reason, sizeof(c->reason), "upstream %s", why);
+	refuse(c, 502, "tls_failed", true);
+}
+
+/* ------------------------------------------------------------ tls */
+
+static void tls_step(struct conn *c);
+
+static void on_tls_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & EV_TIMEOUT) {
+		tls_refuse(c, "TLS handshake timeout");
+		return;
+	}
+	tls_step(c);
+}
+
+static void tls_step(struct conn *c)
+{
+	short want = 0;
+	int r = tls_handshake(c->tls, &want);
+	uint64_t now = relay_now_ms();
+
+	if (r == 1) {
+		c->tls_done = true;
+		free_event(&c->ev);
+		start_relay(c);
+		return;
+	}
+	if (r == TLS_FAIL) {
+		tls_refuse(c, tls_error(c->tls));
+		return;
+	}
+	free_event(&c->ev);
+	c->ev = event_new(c->px->base, c->up_fd, want, on_tls_event, c);
+	if (!c->ev) {
+		conn_close(c, "error", "out of memory", true);
+		return;
+	}
+	/* One deadline for TCP and TLS together: the connect timeout. */
+	arm(c->ev, c->connect_deadline > now ? c->connect_deadline - now : 1);
+}
+
+static void start_tls(struct conn *c)
+{
+	free_event(&c->ev);
+	c->phase = PH_TLS;
+	c->tls = tls_new(c->route->tls, c->up_fd, c->name,
+	                 (struct sockaddr *)&c->up);
+	if (!c->tls) {
+		conn_close(c, "error", "out of memory", true);
+		return;
+	}
+	tls_step(c);
+}
+
+/* TCP is up: TLS first on tls routes, else relay at once. */
+static void connected(struct conn *c)
+{
+	if (c->action == ACTION_TLS)
+		start_tls(c);
+	else
+		start_relay(c);
 }
 
 /* ------------------------------------------------------------ route */
@@ -311,10 +420,19 @@ static void decide(struct conn *c)
 		c->name_from = "route";
 	}
 	c->action = c->route ? c->route->action : c->cfg->default_action;
-	if (c->action == ACTION_DENY)
+	if (c->action == ACTION_DENY) {
 		deny(c);
-	else
-		dial(c);
+		return;
+	}
+	if (c->action == ACTION_TLS && c->route->tls_verify && !c->name[0]) {
+		/* Never send without verification: no name, nothing to verify. */
+		snprintf(c->reason, sizeof(c->reason), "no host name to verify the "
+		         "upstream against (the app sent none; set the route's "
+		         "hostname)");
+		refuse(c, 502, "tls_failed", true);
+		return;
+	}
+	dial(c);
 }
 
 /* ------------------------------------------------------------ sniff */

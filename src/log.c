@@ -134,6 +134,19 @@ size_t log_format_conn(char *out, size_t cap, const struct log_conn *c)
 	sb_json_str_or_null(&b, c->route);
 	sb_puts(&b, ",\"action\":");
 	sb_json_str_or_null(&b, c->action);
+	sb_puts(&b, ",\"upstream\":");
+	sb_json_addr(&b, c->upstream);
+	if (c->tls) {
+		sb_puts(&b, ",\"tls\":{\"version\":");
+		sb_json_str_or_null(&b, c->tls_version);
+		sb_puts(&b, ",\"cipher\":");
+		sb_json_str_or_null(&b, c->tls_cipher);
+		sb_printf(&b, ",\"resumed\":%s,\"verify\":%s}",
+		          c->tls_resumed ? "true" : "false",
+		          c->tls_verify ? "true" : "false");
+	} else {
+		sb_puts(&b, ",\"tls\":null");
+	}
 	sb_printf(&b, ",\"bytes_up\":%llu,\"bytes_down\":%llu,"
 	          "\"duration_ms\":%llu.%03llu,\"outcome\":",
 	          (unsigned long long)c->bytes_up,

@@ -12,6 +12,7 @@
 #include "attache/log.h"
 #include "attache/options.h"
 #include "attache/proxy.h"
+#include "attache/tls.h"
 
 /* Keep a few freed buffers for the next burst; beyond that, return them. */
 #define POOL_KEEP 64
@@ -109,8 +110,10 @@ int main(int argc, char **argv)
 		free(px);
 		return 2;
 	}
+	tls_global_init();
 	if (px->opt.check) {
 		rc = check(&px->opt);
+		tls_global_cleanup();
 		free(px);
 		return rc;
 	}
@@ -121,6 +124,7 @@ int main(int argc, char **argv)
 	if (!px->cfg) {
 		log_error("not starting: fix the configuration (attache --check -c %s)",
 		          px->opt.config_path);
+		tls_global_cleanup();
 		free(px);
 		return 1;
 	}
@@ -167,6 +171,7 @@ out:
 	if (px->base)
 		event_base_free(px->base);
 	config_unref(px->cfg);
+	tls_global_cleanup();
 	free(px);
 	return rc;
 }

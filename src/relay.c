@@ -1,5 +1,7 @@
 #include "attache/relay.h"
 
+#include "attache/tls.h"
+
 #include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -57,6 +59,19 @@ static void end_errno(struct half *h, const char *op, int err)
 	r->end(r, outcome, r->reason, true);
 }
 
+static void end_tls(struct half *h, const char *op)
+{
+	struct relay *r = h->r;
+
+	snprintf(r->reason, sizeof(r->reason), "%s TLS %s: %s", h->name, op,
+	         tls_error(h->tls));
+	set_read(&r->h[0], false);
+	set_read(&r->h[1], false);
+	set_write(&r->h[0], false);
+	set_write(&r->h[1], false);
+	r->end(r, "tls_failed", r->reason, true);
+}
+
 static bool want_read(const struct half *h)
 {
 	if (h->rd_eof)
@@ -74,16 +89,30 @@ static int flush(struct half *h)
 	struct half *dst = h->peer;
 	struct buf *b = h->in;
 
+	dst->wr_wants_read = false;
 	while (b && buf_len(b) > 0) {
-		ssize_t n = send(dst->fd, b->data + b->head, buf_len(b),
-		                 MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+		ssize_t n;
+		if (dst->tls) {
+			short want = 0;
+			n = tls_write(dst->tls, b->data + b->head, buf_len(b), &want);
+			if (n == TLS_FAIL) {
+				end_tls(dst, "write");
+				return -1;
+			}
+			if (n == TLS_AGAIN) {
+				dst->wr_wants_read = want == EV_READ;
 				break;
-			end_errno(dst, "write", errno);
-			return -1;
+			}
+		} else {
+			n = send(dst->fd, b->data + b->head, buf_len(b), MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					break;
+				end_errno(dst, "write", errno);
+				return -1;
+			}
 		}
 		b->head += (uint32_t)n;
 		h->nsent += (uint64_t)n;
@@ -95,12 +124,16 @@ static int flush(struct half *h)
 		bufpool_put(r->pool, b);
 		h->in = b = NULL;
 	}
-	set_write(dst, b != NULL);
+	set_write(dst, (b != NULL && !dst->wr_wants_read) || dst->rd_wants_write);
 	set_read(h, want_read(h));
+	if (dst->wr_wants_read)
+		set_read(dst, true);
 
 	if (h->rd_eof && !b && !dst->wr_shut) {
 		/* Half-close carried through; the other way keeps flowing. */
 		dst->wr_shut = true;
+		if (dst->tls)
+			tls_close_notify(dst->tls);
 		if (shutdown(dst->fd, SHUT_WR) < 0 && errno != ENOTCONN) {
 			end_errno(dst, "shutdown", errno);
 			return -1;
@@ -113,37 +146,73 @@ static int flush(struct half *h)
 	return 0;
 }
 
-static void on_read(evutil_socket_t fd, short what, void *arg)
+/* Reads once from h and passes it on. Returns -1 if the relay ended. */
+static int do_read(struct half *h)
 {
-	struct half *h = arg;
 	struct relay *r = h->r;
 	ssize_t n;
 
+	if (h->wr_wants_read && flush(h->peer) < 0)
+		return -1;   /* a TLS write on this half waited for this */
+	if (!want_read(h))
+		return 0;
 	if (!h->in && !(h->in = bufpool_get(r->pool))) {
 		end_errno(h, "buffer", ENOMEM);
-		return;
+		return -1;
 	}
 	if (buf_room(h->in) < READ_ROOM_MIN)
 		buf_compact(h->in);
-	n = recv(fd, h->in->data + h->in->tail, buf_room(h->in), 0);
+	if (h->tls) {
+		short want = 0;
+		n = tls_read(h->tls, h->in->data + h->in->tail, buf_room(h->in), &want);
+		if (n == TLS_FAIL) {
+			end_tls(h, "read");
+			return -1;
+		}
+		if (n == TLS_AGAIN) {
+			if (want == EV_WRITE) {
+				h->rd_wants_write = true;
+				set_write(h, true);
+			}
+			return 0;
+		}
+	} else {
+		n = recv(h->fd, h->in->data + h->in->tail, buf_room(h->in), 0);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return 0;
+			end_errno(h, "read", errno);
+			return -1;
+		}
+	}
 	if (n > 0) {
 		h->in->tail += (uint32_t)n;
 		r->last_active_ms = relay_now_ms();
-	} else if (n == 0) {
-		h->rd_eof = true;
-	} else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-		return;
 	} else {
-		end_errno(h, "read", errno);
-		return;
+		h->rd_eof = true;
 	}
-	(void)flush(h);
+	if (flush(h) < 0)
+		return -1;
+	/* wolfSSL may hold decrypted bytes that no socket event announces. */
+	if (h->tls && h->rd_on && tls_pending(h->tls) > 0)
+		event_active(h->rev, EV_READ, 1);
+	return 0;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+	(void)do_read(arg);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct half *dst = arg;
 
+	if (dst->rd_wants_write) {
+		dst->rd_wants_write = false;
+		if (do_read(dst) < 0)
+			return;
+	}
 	(void)flush(dst->peer);
 }
 
@@ -171,6 +240,11 @@ int relay_init(struct relay *r, struct event_base *base, int app_fd,
 		}
 	}
 	return 0;
+}
+
+void relay_set_tls(struct relay *r, int which, struct tls *t)
+{
+	r->h[which].tls = t;
 }
 
 void relay_preload(struct relay *r, struct buf *b, bool app_eof)

@@ -12,6 +12,8 @@
 
 #include "attache/common.h"
 
+struct tls_ctx;
+
 enum action { ACTION_PASS, ACTION_DENY, ACTION_TLS };
 enum protocol { PROTO_TCP, PROTO_HTTP, PROTO_TLS };
 
@@ -36,6 +38,10 @@ struct route {
 	enum action action;
 	enum protocol protocol;
 	char *hostname;        /* the name fixed in the route, or NULL */
+	/* action tls: */
+	struct tls_ctx *tls;   /* trust, versions, client cert, pins, sessions */
+	uint16_t tls_port;     /* 0: the original port */
+	bool tls_verify;       /* false only with an explicit verify: false */
 	unsigned line;         /* where it was written, for messages */
 };
 

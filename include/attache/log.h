@@ -3,6 +3,7 @@
 #ifndef ATTACHE_LOG_H
 #define ATTACHE_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -18,7 +19,13 @@ struct log_conn {
 	const char *name;              /* the host name it meant */
 	const char *name_from;         /* host, sni or route */
 	const char *route;             /* the route taken; NULL: default */
-	const char *action;            /* pass, deny */
+	const char *action;            /* pass, deny, tls */
+	const struct sockaddr *upstream;   /* the address dialled */
+	bool tls;                      /* the upstream side spoke TLS */
+	bool tls_verify;               /* ... verified (false: lab route) */
+	bool tls_resumed;
+	const char *tls_version;       /* NULL until the handshake is done */
+	const char *tls_cipher;
 	uint64_t bytes_up;             /* app -> upstream */
 	uint64_t bytes_down;           /* upstream -> app */
 	uint64_t duration_us;

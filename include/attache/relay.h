@@ -19,13 +19,17 @@
 struct event;
 struct event_base;
 struct relay;
+struct tls;
 
 struct half {
 	int fd;
 	const char *name;        /* "app" or "upstream", for reasons */
 	struct event *rev, *wev;
 	struct buf *in;          /* read from fd, not yet written to peer */
+	struct tls *tls;         /* NULL: plain TCP; not owned */
 	bool rd_on, wr_on;       /* rev / wev added */
+	bool rd_wants_write;     /* TLS read waits for writability */
+	bool wr_wants_read;      /* TLS write waits for readability */
 	bool rd_eof;             /* read returned 0 */
 	bool wr_shut;            /* shutdown(SHUT_WR) done on fd */
 	uint64_t nsent;          /* bytes read here and written to peer */
@@ -45,7 +49,7 @@ struct relay {
 	struct bufpool *pool;
 	relay_end_fn end;
 	uint64_t last_active_ms; /* monotonic, for the owner's idle timer */
-	char reason[96];         /* storage for errno-derived reasons */
+	char reason[256];        /* storage for derived reasons */
 };
 
 enum { RELAY_APP = 0, RELAY_UP = 1 };
@@ -61,6 +65,11 @@ ATT_MUST_CHECK int relay_init(struct relay *r, struct event_base *base,
  * first message) to be written upstream first; app_eof if the app already
  * closed its side. b is owned by the relay from here. Before relay_start. */
 void relay_preload(struct relay *r, struct buf *b, bool app_eof);
+
+/* Puts TLS (already handshaken) on one half; the relay reads and writes
+ * through it and ends a closed direction with close_notify. Before
+ * relay_start; the caller keeps ownership. */
+void relay_set_tls(struct relay *r, int which, struct tls *t);
 
 /* Starts reading both sides (and writes preloaded bytes). May end the relay (via end) before it
  * returns if a socket fails at once. */

@@ -209,6 +209,17 @@ class World:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.fixture(scope="module")
+def module_world(bindir):
+    """One world for a whole test module (tests that only add connections)."""
+    w = World(bindir)
+    try:
+        w.build()
+        yield w
+    finally:
+        w.teardown()
+
+
 @pytest.fixture
 def world(bindir):
     w = World(bindir)

@@ -113,10 +113,23 @@ def h_banner(c, peer):
         h_echo(c, peer)
 
 
-def serve_tls(addrs, cert, key):
+def tls_server_ctx(a):
     import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
+    ctx.load_cert_chain(a.cert, a.key)
+    if a.client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(a.client_ca)
+    if a.max_tls == "1.1":
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    return ctx
+
+
+def serve_tls(addrs, a):
+    import ssl
+    ctx = tls_server_ctx(a)
 
     def h(c, peer):
         try:
@@ -131,7 +144,7 @@ def serve_tls(addrs, cert, key):
     serve(addrs, h)
 
 
-def serve_http(addrs):
+def serve_http(addrs, tls=None):
     """Answers every request with what it saw: method, path, Host."""
     import http.server
 
@@ -157,6 +170,8 @@ def serve_http(addrs):
     def h(c, peer):
         with c:
             try:
+                if tls:
+                    c = tls.wrap_socket(c, server_side=True)
                 H(c, peer, None)
             except OSError:
                 pass
@@ -297,6 +312,19 @@ def c_banner(a):
         return {"result": "timeout", "seconds": round(time.monotonic() - t0, 3)}
 
 
+def c_line(a):
+    """Sends one line, reads one line back (or how the connection ended)."""
+    try:
+        s = connect(a.to, a.timeout)
+        s.sendall(b"hello through attache\n")
+        line = s.makefile("rb").readline().decode()
+        return {"result": "ok" if line else "eof", "data": line}
+    except (ConnectionResetError, BrokenPipeError):
+        return {"result": "reset", "data": ""}
+    except socket.timeout:
+        return {"result": "timeout", "data": ""}
+
+
 def c_hold(a):
     """fd-exhaustion scenario: opens a.count connections and pings each;
     says how many were served; on 'go' from stdin closes the served ones
@@ -328,14 +356,16 @@ def c_hold(a):
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="mode", required=True)
-    for name in ("echo", "sink-reply", "source", "banner", "tls-echo", "http"):
+    for name in ("echo", "sink-reply", "source", "banner", "tls-echo", "http", "https"):
         sp = sub.add_parser(name)
         sp.add_argument("--listen", action="append", required=True)
         sp.add_argument("--bytes", type=int, default=0)
         sp.add_argument("--cert")
         sp.add_argument("--key")
+        sp.add_argument("--client-ca")
+        sp.add_argument("--max-tls")
     for name in ("c-echo", "c-halfclose", "c-slowread", "c-probe", "c-hold", "c-tls",
-                 "c-banner"):
+                 "c-banner", "c-line"):
         sp = sub.add_parser(name)
         sp.add_argument("--to", required=True)
         sp.add_argument("--bytes", type=int, default=0)
@@ -354,13 +384,15 @@ def main():
     elif a.mode == "banner":
         serve(a.listen, h_banner)
     elif a.mode == "tls-echo":
-        serve_tls(a.listen, a.cert, a.key)
+        serve_tls(a.listen, a)
     elif a.mode == "http":
         serve_http(a.listen)
+    elif a.mode == "https":
+        serve_http(a.listen, tls_server_ctx(a))
     else:
         fn = {"c-echo": c_echo, "c-halfclose": c_halfclose, "c-slowread": c_slowread,
               "c-probe": c_probe, "c-hold": c_hold, "c-tls": c_tls,
-              "c-banner": c_banner}[a.mode]
+              "c-banner": c_banner, "c-line": c_line}[a.mode]
         print(json.dumps(fn(a)), flush=True)
 
 

@@ -140,8 +140,20 @@ static const struct { const char *yaml, *msg; } errors[] = {
 	  "t.yaml:2:11: error: route name 'a b' must be" },
 	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: allow\n",
 	  "t.yaml:4:13: error: action 'allow' is not pass, deny or tls" },
-	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: tls\n",
-	  "t.yaml:4:13: error: action 'tls' is not available in this version" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: pass\n    tls: { port: 443 }\n",
+	  "t.yaml:5:10: error: a tls block needs action: tls" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: tls\n    tls: { ca: /nonexistent.pem }\n",
+	  "t.yaml:5:16: error: CA file '/nonexistent.pem': No such file or directory" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: tls\n    tls: { min_version: \"1.1\" }\n",
+	  "t.yaml:5:25: error: min_version '1.1' is not 1.2 or 1.3" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: tls\n    tls: { pins: [abc] }\n",
+	  "t.yaml:5:19: error: pin 'abc' is not a base64 SHA-256" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: tls\n    tls: { verify: no }\n",
+	  "t.yaml:5:20: error: verify 'no' is not false or true" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: tls\n    tls: { port: 0 }\n",
+	  "t.yaml:5:18: error: port '0' is out of range" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: tls\n    tls: { client_cert: /etc/hostname }\n",
+	  "t.yaml:5:10: error: route 'a': client_cert and client_key go together" },
 	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: pass\n    protocol: udp\n",
 	  "t.yaml:5:15: error: protocol 'udp' is not tcp, http or tls" },
 	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: pass\n    hostname: \"*.x\"\n",
@@ -228,6 +240,38 @@ static void test_warnings_do_not_fail(void **state)
 	diag_free(&d);
 }
 
+static void test_tls_route(void **state)
+{
+	struct diag d;
+	struct config *c = parse(
+		"routes:\n"
+		"  - name: api\n"
+		"    match: { host: api.partner.example, port: 80 }\n"
+		"    action: tls\n"
+		"    protocol: http\n"
+		"    tls: { port: 443, min_version: \"1.3\",\n"
+		"           pins: [\"sha256//innATRtp1guUzv1D5/i+GbL6ue0ZYGw4Yc+igknCsYQ=\"] }\n"
+		"  - name: lab\n"
+		"    match: { port: 8080 }\n"
+		"    action: tls\n"
+		"    hostname: lab.example\n"
+		"    tls: { verify: false }\n", &d);
+
+	assert_non_null(c);
+	assert_int_equal(d.errors, 0);
+	assert_non_null(c->routes[0].tls);
+	assert_int_equal(c->routes[0].tls_port, 443);
+	assert_true(c->routes[0].tls_verify);
+	assert_false(c->routes[1].tls_verify);
+	assert_int_equal(c->routes[1].tls_port, 0);   /* the original port */
+	/* verify: false is loud */
+	assert_int_equal(d.warnings, 1);
+	assert_non_null(strstr(d.text, "t.yaml:12:10: warning: route 'lab' does not verify "
+	                               "its upstream (verify: false): for lab use only"));
+	config_unref(c);
+	diag_free(&d);
+}
+
 static void test_load_file(void **state)
 {
 	struct diag d = { 0 };
@@ -267,6 +311,7 @@ int main(void)
 		cmocka_unit_test(test_each_error),
 		cmocka_unit_test(test_every_error_is_reported),
 		cmocka_unit_test(test_warnings_do_not_fail),
+		cmocka_unit_test(test_tls_route),
 		cmocka_unit_test(test_load_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

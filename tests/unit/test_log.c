@@ -45,9 +45,31 @@ static void test_conn_line(void **state)
 		"{\"time\":\"2026-11-30T13:51:58.005Z\",\"app\":\"203.0.113.1:37418\","
 		"\"dst\":\"[2001:db8::7]:80\",\"name\":\"api.partner.example\","
 		"\"name_from\":\"host\",\"route\":\"partner-api\",\"action\":\"pass\","
-		"\"bytes_up\":82,\"bytes_down\":10485760,"
+		"\"upstream\":null,\"tls\":null,\"bytes_up\":82,\"bytes_down\":10485760,"
 		"\"duration_ms\":1234.567,\"outcome\":\"ok\",\"reason\":\"closed\"}\n");
 	assert_int_equal(n, strlen(out));
+}
+
+static void test_tls_fields(void **state)
+{
+	struct sockaddr_storage up;
+	socklen_t len;
+	char out[1024];
+	struct log_conn c = {
+		.outcome = "ok", .reason = "closed", .action = "tls",
+		.tls = true, .tls_verify = false, .tls_resumed = true,
+		.tls_version = "TLSv1.3", .tls_cipher = "TLS13-AES128-GCM-SHA256",
+	};
+
+	assert_int_equal(addr_parse("203.0.113.7:443", &up, &len), 0);
+	c.upstream = (struct sockaddr *)&up;
+	assert_true(log_format_conn(out, sizeof(out), &c) > 0);
+	assert_non_null(strstr(out, "\"upstream\":\"203.0.113.7:443\",\"tls\":{\"version\":"
+	                            "\"TLSv1.3\",\"cipher\":\"TLS13-AES128-GCM-SHA256\","
+	                            "\"resumed\":true,\"verify\":false}"));
+	c.tls_version = c.tls_cipher = NULL;   /* failed before the handshake ended */
+	assert_true(log_format_conn(out, sizeof(out), &c) > 0);
+	assert_non_null(strstr(out, "\"tls\":{\"version\":null,\"cipher\":null"));
 }
 
 static void test_escaping_and_nulls(void **state)
@@ -80,6 +102,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_conn_line),
+		cmocka_unit_test(test_tls_fields),
 		cmocka_unit_test(test_escaping_and_nulls),
 		cmocka_unit_test(test_does_not_overflow),
 	};

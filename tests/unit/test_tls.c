@@ -1,0 +1,280 @@
+/* The TLS layer driven back to back against an in-process wolfSSL server
+ * over a socketpair (kernel buffers, no network): handshake, data both
+ * ways, pending bytes, verification failures, pins, resumption. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/error-ssl.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+
+#include "attache/addr.h"
+#include "attache/tls.h"
+
+static char root[512], cert[512], key[512], pinfile[512];
+
+static void paths(void)
+{
+	const char *d = getenv("DATA_DIR");
+
+	snprintf(root, sizeof(root), "%s/tls/root.pem", d);
+	snprintf(cert, sizeof(cert), "%s/tls/server.pem", d);
+	snprintf(key, sizeof(key), "%s/tls/server.key", d);
+	snprintf(pinfile, sizeof(pinfile), "%s/tls/server.pin", d);
+}
+
+struct pair {
+	int c, s;
+	WOLFSSL_CTX *sctx;
+	WOLFSSL *srv;
+	struct tls *t;
+};
+
+static void start(struct pair *p, struct tls_ctx *ctx, const char *name)
+{
+	int sv[2];
+	struct sockaddr_storage a;
+	socklen_t len;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	p->c = sv[0];
+	p->s = sv[1];
+	p->sctx = wolfSSL_CTX_new(wolfTLS_server_method());
+	assert_int_equal(wolfSSL_CTX_use_certificate_chain_file(p->sctx, cert), WOLFSSL_SUCCESS);
+	assert_int_equal(wolfSSL_CTX_use_PrivateKey_file(p->sctx, key, WOLFSSL_FILETYPE_PEM),
+	                 WOLFSSL_SUCCESS);
+	p->srv = wolfSSL_new(p->sctx);
+	wolfSSL_set_fd(p->srv, p->s);
+	assert_int_equal(addr_parse("203.0.113.7:443", &a, &len), 0);
+	p->t = tls_new(ctx, p->c, name, (struct sockaddr *)&a);
+	assert_non_null(p->t);
+}
+
+/* Steps both ends until the client's handshake ends; returns its result. */
+static int handshake(struct pair *p)
+{
+	for (int i = 0; i < 200; i++) {
+		short want = 0;
+		int r = tls_handshake(p->t, &want);
+		if (r != TLS_AGAIN)
+			return r;
+		assert_true(want == EV_READ || want == EV_WRITE);
+		(void)wolfSSL_accept(p->srv);
+	}
+	fail_msg("handshake did not finish");
+	return TLS_FAIL;
+}
+
+static void stop(struct pair *p)
+{
+	tls_free(p->t);
+	wolfSSL_free(p->srv);
+	wolfSSL_CTX_free(p->sctx);
+	close(p->c);
+	close(p->s);
+}
+
+static struct tls_ctx *ctx_with(const uint8_t (*pins)[PIN_LEN], size_t npins)
+{
+	char err[256];
+	struct tls_profile prof = { .ca_file = root, .min_version = 12, .verify = true,
+	                            .pins = pins, .npins = npins };
+	struct tls_ctx *c = tls_ctx_new(&prof, err, sizeof(err));
+
+	if (!c)
+		fail_msg("tls_ctx_new: %s", err);
+	return c;
+}
+
+static void test_good_handshake_and_data(void **state)
+{
+	struct tls_ctx *ctx = ctx_with(NULL, 0);
+	struct pair p;
+	char buf[64];
+	short want;
+
+	start(&p, ctx, "unit.example");
+	assert_int_equal(handshake(&p), 1);
+	(void)wolfSSL_accept(p.srv);
+	assert_string_equal(tls_version(p.t), "TLSv1.3");
+	assert_false(tls_resumed(p.t));
+	assert_int_equal(tls_write(p.t, "ping", 4, &want), 4);
+	ssize_t n = 0;
+	for (int i = 0; i < 100 && n <= 0; i++)
+		n = wolfSSL_read(p.srv, buf, sizeof(buf));
+	assert_int_equal(n, 4);
+	assert_memory_equal(buf, "ping", 4);
+	/* two records from the server; one small read leaves bytes pending
+	 * inside wolfSSL that no socket event would announce */
+	assert_int_equal(wolfSSL_write(p.srv, "0123456789", 10), 10);
+	n = TLS_AGAIN;
+	for (int i = 0; i < 100 && n == TLS_AGAIN; i++)
+		n = tls_read(p.t, buf, 3, &want);
+	assert_int_equal(n, 3);
+	assert_int_equal(tls_pending(p.t), 7);
+	assert_int_equal(tls_read(p.t, buf, sizeof(buf), &want), 7);
+	/* close_notify ends the stream */
+	wolfSSL_shutdown(p.srv);
+	n = TLS_AGAIN;
+	for (int i = 0; i < 100 && n == TLS_AGAIN; i++)
+		n = tls_read(p.t, buf, sizeof(buf), &want);
+	assert_int_equal(n, 0);
+	stop(&p);
+	tls_ctx_free(ctx);
+}
+
+static void test_name_mismatch_is_final(void **state)
+{
+	struct tls_ctx *ctx = ctx_with(NULL, 0);
+	struct pair p;
+
+	start(&p, ctx, "other.example");
+	assert_int_equal(handshake(&p), TLS_FAIL);
+	assert_string_equal(tls_error(p.t),
+	                    "certificate verification failed: hostname mismatch");
+	assert_true(tls_error_is_final(p.t));
+	stop(&p);
+	tls_ctx_free(ctx);
+}
+
+static void test_pins(void **state)
+{
+	uint8_t pins[2][PIN_LEN];
+	char b64[64] = { 0 };
+	FILE *f = fopen(pinfile, "r");
+	struct pair p;
+
+	assert_non_null(fgets(b64, sizeof(b64), f));
+	fclose(f);
+	b64[44] = '\0';
+	memset(pins[0], 0xab, PIN_LEN);
+	assert_int_equal(pin_parse(b64, pins[1]), 0);
+
+	struct tls_ctx *wrong = ctx_with((const uint8_t (*)[PIN_LEN])pins, 1);
+	start(&p, wrong, "unit.example");
+	assert_int_equal(handshake(&p), TLS_FAIL);
+	assert_string_equal(tls_error(p.t),
+	                    "certificate verification failed: public key pin mismatch");
+	assert_true(tls_error_is_final(p.t));
+	stop(&p);
+	tls_ctx_free(wrong);
+
+	struct tls_ctx *right = ctx_with((const uint8_t (*)[PIN_LEN])pins, 2);
+	start(&p, right, "unit.example");
+	assert_int_equal(handshake(&p), 1);
+	stop(&p);
+	tls_ctx_free(right);
+}
+
+static void test_resumption(void **state)
+{
+	struct tls_ctx *ctx = ctx_with(NULL, 0);
+	struct pair p;
+	char buf[8];
+	short want;
+
+	start(&p, ctx, "unit.example");
+	assert_int_equal(handshake(&p), 1);
+	(void)wolfSSL_accept(p.srv);   /* sends the session ticket */
+	assert_int_equal(wolfSSL_write(p.srv, "x", 1), 1);
+	ssize_t n = TLS_AGAIN;
+	for (int i = 0; i < 100 && n == TLS_AGAIN; i++)
+		n = tls_read(p.t, buf, sizeof(buf), &want);   /* takes the ticket */
+	assert_int_equal(n, 1);
+	WOLFSSL_CTX *sctx = p.sctx;
+	p.sctx = NULL;
+	tls_free(p.t);                 /* leaves the session in the cache */
+	wolfSSL_free(p.srv);
+	close(p.c);
+	close(p.s);
+
+	start(&p, ctx, "unit.example");
+	wolfSSL_CTX_free(p.sctx);      /* the same server context: its ticket key */
+	p.sctx = sctx;
+	wolfSSL_free(p.srv);
+	p.srv = wolfSSL_new(sctx);
+	wolfSSL_set_fd(p.srv, p.s);
+	assert_int_equal(handshake(&p), 1);
+	assert_true(tls_resumed(p.t));
+	stop(&p);
+	tls_ctx_free(ctx);
+}
+
+static void test_ctx_errors(void **state)
+{
+	char err[256];
+	struct tls_profile p = { .ca_file = "/nonexistent/ca.pem", .min_version = 12,
+	                         .verify = true };
+
+	assert_null(tls_ctx_new(&p, err, sizeof(err)));
+	assert_string_equal(err, "cannot load CA certificates from /nonexistent/ca.pem");
+	p.ca_file = root;
+	p.cert_file = cert;
+	assert_null(tls_ctx_new(&p, err, sizeof(err)));
+	assert_string_equal(err, "client_cert and client_key go together");
+	p.key_file = root;   /* not a key */
+	assert_null(tls_ctx_new(&p, err, sizeof(err)));
+	assert_non_null(strstr(err, "cannot load the client key"));
+}
+
+static void test_reasons(void **state)
+{
+	bool final;
+
+	assert_string_equal(tls_reason(ASN_AFTER_DATE_E, &final),
+	                    "certificate verification failed: certificate expired");
+	assert_true(final);
+	assert_string_equal(tls_reason(ASN_BEFORE_DATE_E, &final),
+	                    "certificate verification failed: certificate not yet valid");
+	assert_true(final);
+	assert_non_null(strstr(tls_reason(ASN_NO_SIGNER_E, &final), "unknown issuer"));
+	assert_true(final);
+	assert_non_null(strstr(tls_reason(VERSION_ERROR, &final), "protocol version"));
+	assert_false(final);   /* not the certificate's fault */
+	assert_non_null(strstr(tls_reason(SOCKET_PEER_CLOSED_E, &final), "closed"));
+	assert_false(final);
+	assert_null(tls_reason(12345, &final));
+	assert_non_null(strstr(tls_alert_reason(116), "requires a client certificate"));
+	assert_non_null(strstr(tls_alert_reason(70), "protocol version"));
+	assert_null(tls_alert_reason(0));
+}
+
+static int setup(void **state)
+{
+	paths();
+	tls_global_init();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tls_global_cleanup();
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_handshake_and_data),
+		cmocka_unit_test(test_name_mismatch_is_final),
+		cmocka_unit_test(test_pins),
+		cmocka_unit_test(test_resumption),
+		cmocka_unit_test(test_ctx_errors),
+		cmocka_unit_test(test_reasons),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
