@@ -392,7 +392,7 @@ static void start_tls(struct conn *c)
 	free_event(&c->ev);
 	c->phase = PH_TLS;
 	c->tls = tls_new(c->route->tls, c->up_fd, c->name,
-	                 (struct sockaddr *)&c->up);
+	                 (struct sockaddr *)&c->up, &c->px->pool);
 	if (!c->tls) {
 		conn_close(c, "error", "out of memory", true);
 		return;

@@ -163,19 +163,30 @@ static int do_read(struct half *h)
 	if (buf_room(h->in) < READ_ROOM_MIN)
 		buf_compact(h->in);
 	if (h->tls) {
+		/* Fill the buffer from what TLS already holds (records read
+		 * ahead): one write downstream per wakeup, not one per record. */
+		ssize_t got = 0;
 		short want = 0;
-		n = tls_read(h->tls, h->in->data + h->in->tail, buf_room(h->in), &want);
+		do {
+			n = tls_read(h->tls, h->in->data + h->in->tail + got,
+			             buf_room(h->in) - (size_t)got, &want);
+			if (n > 0)
+				got += n;
+		} while (n > 0 && (size_t)got < buf_room(h->in) &&
+		         tls_pending(h->tls) > 0);
 		if (n == TLS_FAIL) {
 			end_tls(h, "read");
 			return -1;
 		}
-		if (n == TLS_AGAIN) {
+		if (n == TLS_AGAIN && got == 0) {
 			if (want == EV_WRITE) {
 				h->rd_wants_write = true;
 				set_write(h, true);
 			}
 			return 0;
 		}
+		if (got > 0)
+			n = got;   /* an EOF after data is seen on the next read */
 	} else {
 		n = recv(h->fd, h->in->data + h->in->tail, buf_room(h->in), 0);
 		if (n < 0) {

@@ -15,6 +15,7 @@
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
 #include "attache/addr.h"
+#include "attache/buf.h"
 
 /* Forward secrecy and AEAD only: TLS 1.3's suites, and TLS 1.2's ECDHE
  * with AES-GCM or ChaCha20-Poly1305 (Mozilla's "intermediate" minus the
@@ -47,6 +48,9 @@ struct tls_ctx {
 struct tls {
 	WOLFSSL *ssl;
 	struct tls_ctx *ctx;
+	int fd;
+	struct bufpool *pool;
+	struct buf *rb;      /* ciphertext read ahead, served to wolfSSL */
 	char name[NAME_MAX_LEN];
 	struct sockaddr_storage addr;
 	bool done;           /* handshake completed and checked */
@@ -218,6 +222,46 @@ static struct session_slot *find_slot(struct tls_ctx *c, const char *name,
 	return NULL;
 }
 
+/* wolfSSL's receive callback. wolfSSL asks for exactly what it needs
+ * next (a 5-byte record header, then the record), which costs two recv()
+ * per 16 KiB record on its own; reading ahead into a pooled buffer makes
+ * it one recv() per BUF_SIZE of ciphertext, at the price of a memcpy. */
+static int recv_cb(WOLFSSL *ssl, char *out, int sz, void *arg)
+{
+	struct tls *t = arg;
+	struct buf *b = t->rb;
+	size_t k;
+
+	if (!b) {
+		ssize_t n;
+		if (!(b = bufpool_get(t->pool)))
+			return WOLFSSL_CBIO_ERR_GENERAL;
+		n = recv(t->fd, b->data, BUF_SIZE, 0);
+		if (n <= 0) {
+			int err = errno;
+			bufpool_put(t->pool, b);
+			if (n == 0)
+				return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+			if (err == EAGAIN || err == EWOULDBLOCK)
+				return WOLFSSL_CBIO_ERR_WANT_READ;
+			if (err == EINTR)
+				return WOLFSSL_CBIO_ERR_ISR;
+			return err == ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST
+			                         : WOLFSSL_CBIO_ERR_GENERAL;
+		}
+		b->tail = (uint32_t)n;
+		t->rb = b;
+	}
+	k = (size_t)sz < buf_len(b) ? (size_t)sz : buf_len(b);
+	memcpy(out, b->data + b->head, k);
+	b->head += (uint32_t)k;
+	if (buf_len(b) == 0) {
+		bufpool_put(t->pool, b);
+		t->rb = NULL;
+	}
+	return (int)k;
+}
+
 static bool is_ip(const char *name)
 {
 	unsigned char b[16];
@@ -226,7 +270,7 @@ static bool is_ip(const char *name)
 }
 
 struct tls *tls_new(struct tls_ctx *c, int fd, const char *name,
-                    const struct sockaddr *addr)
+                    const struct sockaddr *addr, struct bufpool *pool)
 {
 	struct tls *t = calloc(1, sizeof(*t));
 	struct session_slot *slot;
@@ -236,9 +280,13 @@ struct tls *tls_new(struct tls_ctx *c, int fd, const char *name,
 		return NULL;
 	}
 	t->ctx = c;
+	t->fd = fd;
+	t->pool = pool;
 	snprintf(t->name, sizeof(t->name), "%s", name ? name : "");
 	memcpy(&t->addr, addr, addr_len(addr));
-	wolfSSL_set_fd(t->ssl, fd);
+	wolfSSL_set_fd(t->ssl, fd);   /* sends go straight to the socket */
+	wolfSSL_SSLSetIORecv(t->ssl, recv_cb);
+	wolfSSL_SetIOReadCtx(t->ssl, t);
 	if (t->name[0] && !is_ip(t->name))
 		wolfSSL_UseSNI(t->ssl, WOLFSSL_SNI_HOST_NAME, t->name,
 		               (unsigned short)strlen(t->name));
@@ -275,6 +323,8 @@ void tls_free(struct tls *t)
 	if (t->done && !t->failed)
 		save_session(t);
 	wolfSSL_free(t->ssl);
+	if (t->rb)
+		bufpool_put(t->pool, t->rb);
 	free(t);
 }
 
@@ -377,7 +427,7 @@ size_t tls_pending(struct tls *t)
 {
 	int n = wolfSSL_pending(t->ssl);
 
-	return n > 0 ? (size_t)n : 0;
+	return (n > 0 ? (size_t)n : 0) + (t->rb ? buf_len(t->rb) : 0);
 }
 
 void tls_close_notify(struct tls *t)

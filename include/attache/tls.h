@@ -35,6 +35,7 @@ struct tls_profile {
 
 #define TLS_SYSTEM_CA "/etc/ssl/certs/ca-certificates.crt"
 
+struct bufpool;
 struct tls_ctx;
 struct tls;
 
@@ -51,9 +52,10 @@ void tls_ctx_free(struct tls_ctx *c);
 /* A client connection on fd (connected, non-blocking) to addr, verified
  * against name (a DNS name or an IP literal; SNI for DNS names). The
  * session of the last connection to the same (name, addr) in this context
- * is offered for resumption. NULL when out of memory. */
+ * is offered for resumption. Ciphertext is read ahead into buffers from
+ * pool. NULL when out of memory. */
 struct tls *tls_new(struct tls_ctx *c, int fd, const char *name,
-                    const struct sockaddr *addr);
+                    const struct sockaddr *addr, struct bufpool *pool);
 
 /* Frees it; a connection that completed its handshake first leaves its
  * session in the context's cache for the next one. */
@@ -66,7 +68,7 @@ int tls_handshake(struct tls *t, short *want);
 ssize_t tls_read(struct tls *t, void *buf, size_t len, short *want);
 ssize_t tls_write(struct tls *t, const void *buf, size_t len, short *want);
 
-/* Decrypted bytes wolfSSL holds that a socket event will not announce. */
+/* Bytes held (decrypted, or read ahead) that no socket event announces. */
 size_t tls_pending(struct tls *t);
 
 /* Sends close_notify (best effort: the socket is not waited for). */

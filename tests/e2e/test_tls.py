@@ -122,7 +122,13 @@ def test_bad_certificates_fail_closed(tls_world, port):
     e = one(tls_world, port)
     assert e["outcome"] == "tls_failed"
     assert CASES[port][3] in e["reason"], e["reason"]
-    assert e["bytes_down"] == 0 and e["bytes_up"] == 0
+    assert e["bytes_down"] == 0
+    # With TLS 1.3 a server that wants a client certificate says so only
+    # after our handshake completed, so the app's first bytes may already
+    # have gone out, encrypted, to the verified server. Every other failure
+    # is found before a byte is sent.
+    if port != 7014:
+        assert e["bytes_up"] == 0
 
 
 def test_resumption_on_the_second_connection(tls_world):

@@ -21,9 +21,11 @@
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
 #include "attache/addr.h"
+#include "attache/buf.h"
 #include "attache/tls.h"
 
 static char root[512], cert[512], key[512], pinfile[512];
+static struct bufpool pool;
 
 static void paths(void)
 {
@@ -60,7 +62,7 @@ static void start(struct pair *p, struct tls_ctx *ctx, const char *name)
 	p->srv = wolfSSL_new(p->sctx);
 	wolfSSL_set_fd(p->srv, p->s);
 	assert_int_equal(addr_parse("203.0.113.7:443", &a, &len), 0);
-	p->t = tls_new(ctx, p->c, name, (struct sockaddr *)&a);
+	p->t = tls_new(ctx, p->c, name, (struct sockaddr *)&a, &pool);
 	assert_non_null(p->t);
 }
 
@@ -125,7 +127,7 @@ static void test_good_handshake_and_data(void **state)
 	for (int i = 0; i < 100 && n == TLS_AGAIN; i++)
 		n = tls_read(p.t, buf, 3, &want);
 	assert_int_equal(n, 3);
-	assert_int_equal(tls_pending(p.t), 7);
+	assert_true(tls_pending(p.t) >= 7);   /* 7 decrypted, maybe more read ahead */
 	assert_int_equal(tls_read(p.t, buf, sizeof(buf), &want), 7);
 	/* close_notify ends the stream */
 	wolfSSL_shutdown(p.srv);
@@ -256,12 +258,15 @@ static void test_reasons(void **state)
 static int setup(void **state)
 {
 	paths();
+	bufpool_init(&pool, 4);
 	tls_global_init();
 	return 0;
 }
 
 static int teardown(void **state)
 {
+	assert_int_equal(pool.live, 0);   /* every read-ahead buffer came back */
+	bufpool_drain(&pool);
 	tls_global_cleanup();
 	return 0;
 }
