@@ -185,8 +185,11 @@ static int do_read(struct half *h)
 			}
 			return 0;
 		}
-		if (got > 0)
-			n = got;   /* an EOF after data is seen on the next read */
+		/* Data and the end of the stream can come in one read-ahead;
+		 * no socket event would announce that end again. */
+		if (n == 0)
+			h->rd_eof = true;
+		n = got;
 	} else {
 		n = recv(h->fd, h->in->data + h->in->tail, buf_room(h->in), 0);
 		if (n < 0) {
@@ -200,7 +203,7 @@ static int do_read(struct half *h)
 		h->in->tail += (uint32_t)n;
 		r->last_active_ms = relay_now_ms();
 	} else {
-		h->rd_eof = true;
+		h->rd_eof = true;   /* plain EOF (TLS set it above) */
 	}
 	if (flush(h) < 0)
 		return -1;

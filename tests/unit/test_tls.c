@@ -22,6 +22,7 @@
 
 #include "attache/addr.h"
 #include "attache/buf.h"
+#include "attache/relay.h"
 #include "attache/tls.h"
 
 static char root[512], cert[512], key[512], pinfile[512];
@@ -216,6 +217,60 @@ static void test_resumption(void **state)
 	tls_ctx_free(ctx);
 }
 
+static bool relay_ended;
+static char relay_outcome[32];
+
+static void on_relay_end(struct relay *r, const char *outcome, const char *reason,
+                         bool abort)
+{
+	relay_ended = true;
+	snprintf(relay_outcome, sizeof(relay_outcome), "%s", outcome);
+	relay_release(r);
+}
+
+/* The server's last record and its close_notify arrive together (one
+ * read-ahead) and the server keeps the TCP connection open: no socket
+ * event will come again, yet the app must get the data and the EOF. */
+static void test_relay_eof_with_the_last_data(void **state)
+{
+	struct tls_ctx *ctx = ctx_with(NULL, 0);
+	struct event_base *base = event_base_new();
+	struct relay r;
+	struct pair p;
+	int app[2];
+	char buf[64];
+	ssize_t n, got = 0;
+
+	start(&p, ctx, "unit.example");
+	assert_int_equal(handshake(&p), 1);
+	(void)wolfSSL_accept(p.srv);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, app), 0);
+	fcntl(app[0], F_SETFL, O_NONBLOCK);
+	fcntl(app[1], F_SETFL, O_NONBLOCK);
+	assert_int_equal(relay_init(&r, base, app[1], p.c, &pool, on_relay_end), 0);
+	relay_set_tls(&r, RELAY_UP, p.t);
+	relay_ended = false;
+	relay_start(&r);
+	for (int i = 0; i < 20; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);   /* takes the tickets */
+	assert_int_equal(wolfSSL_write(p.srv, "last words", 10), 10);
+	(void)wolfSSL_shutdown(p.srv);                 /* close_notify, TCP open */
+	for (int i = 0; i < 50; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	while ((n = read(app[0], buf + got, sizeof(buf) - (size_t)got)) > 0)
+		got += n;
+	assert_int_equal(got, 10);
+	assert_memory_equal(buf, "last words", 10);
+	assert_int_equal(n, 0);   /* the EOF reached the app */
+	if (!relay_ended)
+		relay_release(&r);
+	close(app[0]);
+	close(app[1]);
+	stop(&p);
+	event_base_free(base);
+	tls_ctx_free(ctx);
+}
+
 static void test_ctx_errors(void **state)
 {
 	char err[256];
@@ -278,6 +333,7 @@ int main(void)
 		cmocka_unit_test(test_name_mismatch_is_final),
 		cmocka_unit_test(test_pins),
 		cmocka_unit_test(test_resumption),
+		cmocka_unit_test(test_relay_eof_with_the_last_data),
 		cmocka_unit_test(test_ctx_errors),
 		cmocka_unit_test(test_reasons),
 	};
