@@ -349,12 +349,14 @@ static void add_host(struct ld *l, yaml_node_t *n, void *arg)
 	if (!s)
 		return;
 	if (!(h = strdup(s)) || !valid_hostname(h, true)) {
-		ERR(l, n, "'%s' is not a host name or '*.' pattern", s);
+		ERR(l, n, h ? "'%s' is not a host name or '*.' pattern"
+		            : "'%s': out of memory", s);
 		free(h);
 		return;
 	}
 	char **v = realloc(r->hosts, (r->nhosts + 1) * sizeof(*v));
 	if (!v) {
+		ERR(l, n, "out of memory");   /* never a route that takes any name */
 		free(h);
 		return;
 	}
@@ -410,8 +412,10 @@ static void add_cidr(struct ld *l, yaml_node_t *n, void *arg)
 		}
 	}
 	struct cidr *v = realloc(r->cidrs, (r->ncidrs + 1) * sizeof(*v));
-	if (!v)
+	if (!v) {
+		ERR(l, n, "out of memory");
 		return;
+	}
 	v[r->ncidrs++] = c;
 	r->cidrs = v;
 	return;
@@ -464,7 +468,8 @@ static void k_admin(struct ld *l, yaml_node_t *v, void *obj)
 		ERR(l, v, "admin '%s' is not IP:PORT (e.g. 127.0.0.1:15000)", s);
 		return;
 	}
-	l->c->admin = strdup(s);
+	if (!(l->c->admin = strdup(s)))
+		ERR(l, v, "out of memory");
 }
 
 static void k_listen(struct ld *l, yaml_node_t *v, void *obj)
@@ -534,7 +539,7 @@ static void r_name(struct ld *l, yaml_node_t *v, void *obj)
 	for (i = 0; s[i] && i <= NAME_MAX_LEN; i++)
 		if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
 			break;
-	if (i == 0 || s[i]) {
+	if (i == 0 || i > NAME_MAX_LEN || s[i]) {
 		ERR(l, v, "route name '%s' must be 1-%d letters, digits, '.', "
 		    "'_' or '-'", s, NAME_MAX_LEN);
 		return;
@@ -545,7 +550,8 @@ static void r_name(struct ld *l, yaml_node_t *v, void *obj)
 			    s, l->c->routes[j].line);
 			return;
 		}
-	r->name = strdup(s);
+	if (!(r->name = strdup(s)))
+		ERR(l, v, "out of memory");
 }
 
 static void m_host(struct ld *l, yaml_node_t *v, void *obj)
@@ -607,7 +613,8 @@ static void t_file(struct ld *l, yaml_node_t *v, char **out, const char *what)
 		ERR(l, v, "%s '%s': %s", what, s, strerror(errno));
 		return;
 	}
-	*out = strdup(s);
+	if (!(*out = strdup(s)))
+		ERR(l, v, "out of memory");
 }
 
 static void t_ca(struct ld *l, yaml_node_t *v, void *obj)
@@ -657,8 +664,10 @@ static void add_pin(struct ld *l, yaml_node_t *n, void *arg)
 		return;
 	}
 	uint8_t (*v)[PIN_LEN] = realloc(l->tls.pins, (l->tls.npins + 1) * PIN_LEN);
-	if (!v)
+	if (!v) {
+		ERR(l, n, "out of memory");
 		return;
+	}
 	memcpy(v[l->tls.npins++], pin, PIN_LEN);
 	l->tls.pins = v;
 }
@@ -768,8 +777,10 @@ static void add_route(struct ld *l, yaml_node_t *n, void *arg)
 		return;
 	}
 	r = realloc(c->routes, (c->nroutes + 1) * sizeof(*r));
-	if (!r)
+	if (!r) {
+		ERR(l, n, "out of memory");
 		return;
+	}
 	c->routes = r;
 	r = &c->routes[c->nroutes++];
 	memset(r, 0, sizeof(*r));

@@ -27,10 +27,15 @@ static void set_read(struct half *h, bool on)
 	if (on == h->rd_on)
 		return;
 	h->rd_on = on;
-	if (on)
-		event_add(h->rev, NULL);
-	else
+	if (!on) {
 		event_del(h->rev);
+		return;
+	}
+	event_add(h->rev, NULL);
+	/* Bytes TLS already holds (read ahead during the handshake, or while
+	 * reading was off) are announced by no socket event: run the read. */
+	if (h->tls && tls_pending(h->tls) > 0)
+		event_active(h->rev, EV_READ, 1);
 }
 
 static void set_write(struct half *h, bool on)
@@ -126,8 +131,15 @@ static int flush(struct half *h)
 	}
 	set_write(dst, (b != NULL && !dst->wr_wants_read) || dst->rd_wants_write);
 	set_read(h, want_read(h));
-	if (dst->wr_wants_read)
+	if (dst->wr_wants_read) {
+		if (dst->rd_eof) {
+			/* XXX: a TLS write that needs to read (renegotiation)
+			 * on a half whose peer already closed cannot finish. */
+			end_errno(dst, "write", EPIPE);
+			return -1;
+		}
 		set_read(dst, true);
+	}
 
 	if (h->rd_eof && !b && !dst->wr_shut) {
 		/* Half-close carried through; the other way keeps flowing. */

@@ -226,19 +226,21 @@ enum sniff_result sniff_tls_sni(const uint8_t *p, size_t len,
 		return SNIFF_INVALID;
 	if (r.off == r.len)
 		return SNIFF_NONE;                /* no extensions at all */
-	size_t ext_end = rd_n(&r, 2);
-	if (r.bad || ext_end > r.len - r.off)
+	size_t ext_len = rd_n(&r, 2);
+	if (r.bad || ext_len > r.len - r.off)
 		return SNIFF_INVALID;
-	ext_end += r.off;
-	while (r.off < ext_end) {
-		uint32_t type = rd_n(&r, 2), elen = rd_n(&r, 2);
-		if (r.bad || elen > ext_end - r.off)
+	/* A reader bounded by the extensions block itself, so no extension
+	 * header can be read past the block's end. */
+	struct rd x = { .p = hs + r.off, .len = ext_len };
+	while (x.off < x.len) {
+		uint32_t type = rd_n(&x, 2), elen = rd_n(&x, 2);
+		if (x.bad || elen > x.len - x.off)
 			return SNIFF_INVALID;
 		if (type != TLS_EXT_SERVER_NAME) {
-			r.off += elen;
+			x.off += elen;
 			continue;
 		}
-		struct rd e = { .p = hs + r.off, .len = elen };
+		struct rd e = { .p = x.p + x.off, .len = elen };
 		size_t list = rd_n(&e, 2);
 		if (e.bad || list != elen - 2)
 			return SNIFF_INVALID;

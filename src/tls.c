@@ -395,8 +395,16 @@ ssize_t tls_read(struct tls *t, void *buf, size_t len, short *want)
 	if (n > 0)
 		return n;
 	err = wolfSSL_get_error(t->ssl, n);
-	if (err == WOLFSSL_ERROR_ZERO_RETURN || err == SOCKET_PEER_CLOSED_E)
-		return 0;   /* close_notify, or a TCP close (XXX: truncation) */
+	if (err == WOLFSSL_ERROR_ZERO_RETURN)
+		return 0;   /* close_notify: the end of the stream */
+	if (err == SOCKET_PEER_CLOSED_E) {
+		/* A TCP close without close_notify may be an attacker's FIN
+		 * cutting the stream: the app must not take it for the end. */
+		t->failed = true;
+		snprintf(t->err, sizeof(t->err), "the upstream closed without "
+		         "close_notify (the stream may be truncated)");
+		return TLS_FAIL;
+	}
 	if (want_of(err, want) == TLS_AGAIN)
 		return TLS_AGAIN;
 	set_error(t, err);
@@ -432,6 +440,8 @@ size_t tls_pending(struct tls *t)
 
 void tls_close_notify(struct tls *t)
 {
+	/* XXX: if the socket is full the alert is dropped, and the upstream
+	 * sees our FIN without it. */
 	(void)wolfSSL_shutdown(t->ssl);
 }
 

@@ -137,8 +137,12 @@ def serve_tls(addrs, a):
                 while True:
                     d = t.recv(CHUNK)
                     if not d:
-                        return
+                        break
                     t.sendall(d)
+                    if a.truncate:   # answer once, then a bare TCP close
+                        c.shutdown(socket.SHUT_RDWR)
+                        return
+                t.unwrap()   # close_notify: a well-behaved end of stream
         except (OSError, ssl.SSLError):
             pass
     serve(addrs, h)
@@ -173,6 +177,8 @@ def serve_http(addrs, tls=None):
                 if tls:
                     c = tls.wrap_socket(c, server_side=True)
                 H(c, peer, None)
+                if tls:
+                    c.unwrap()   # close_notify before the TCP close
             except OSError:
                 pass
     serve(addrs, h)
@@ -364,6 +370,7 @@ def main():
         sp.add_argument("--key")
         sp.add_argument("--client-ca")
         sp.add_argument("--max-tls")
+        sp.add_argument("--truncate", action="store_true")
     for name in ("c-echo", "c-halfclose", "c-slowread", "c-probe", "c-hold", "c-tls",
                  "c-banner", "c-line"):
         sp = sub.add_parser(name)

@@ -21,6 +21,7 @@ SERVERS = {
     8009: ("good-leaf-only", []),
     8010: ("good", ["--max-tls", "1.1"]),
     8013: ("good", ["--client-ca", "client-ca.pem"]),
+    8016: ("good", ["--truncate"]),
 }
 
 # app port -> (ext TLS port, hostname, extra tls settings, expected reason or None)
@@ -41,6 +42,7 @@ CASES = {
                                          "client_key": "{client_key}"}, None),
     7014: (8013, "api.partner.example", {}, "requires a client certificate"),
     7015: (8002, "wild.example", {}, "hostname mismatch"),   # *.wild.example is not wild.example
+    7016: (8016, "api.partner.example", {}, None),            # truncation
     7020: (8001, "api.partner.example", {}, None),            # resumption
 }
 
@@ -101,7 +103,8 @@ def one(w, port):
     return e
 
 
-@pytest.mark.parametrize("port", [p for p, c in CASES.items() if c[3] is None and p != 7020])
+@pytest.mark.parametrize("port", [p for p, c in CASES.items()
+                                  if c[3] is None and p not in (7016, 7020)])
 def test_good_certificates_relay(tls_world, port):
     r = tls_world.client("c-line", "--to", f"{EXT_V4}:{port}")
     assert r == {"result": "ok", "data": "hello through attache\n"}
@@ -129,6 +132,15 @@ def test_bad_certificates_fail_closed(tls_world, port):
     # is found before a byte is sent.
     if port != 7014:
         assert e["bytes_up"] == 0
+
+
+def test_truncation_reaches_the_app_as_a_reset(tls_world):
+    # The server answers, then closes TCP without close_notify: the app gets
+    # what was sent, then a reset, never a clean end it could trust.
+    r = tls_world.client("c-probe", "--to", f"{EXT_V4}:7016", "--timeout", "5")
+    assert r["result"] == "reset" and r["data"] == "hello\n", r
+    e = one(tls_world, 7016)
+    assert e["outcome"] == "tls_failed" and "without close_notify" in e["reason"]
 
 
 def test_resumption_on_the_second_connection(tls_world):

@@ -215,6 +215,48 @@ static void test_sni_malformed(void **state)
 	}
 }
 
+/* An extension header that starts inside the extensions block and ends
+ * past it, in a hello near the size bound: the bound of the block, not of
+ * the message, must stop the reader (found in review: it read up to 64 KiB
+ * past the reassembly buffer). ASan and valgrind watch this test. */
+static void test_sni_extension_past_its_block(void **state)
+{
+	static uint8_t body[16384], rec[16384 + 16];
+	size_t b = 0, n = 16000, r = 0;
+	char name[SNIFF_NAME_MAX];
+
+	body[b++] = 3;
+	body[b++] = 3;
+	memset(body + b, 0x11, 32);
+	b += 32;
+	body[b++] = 0;                          /* session id */
+	body[b++] = (uint8_t)(n >> 8);          /* cipher suites: most of it */
+	body[b++] = (uint8_t)n;
+	memset(body + b, 0x13, n);
+	b += n;
+	body[b++] = 1;
+	body[b++] = 0;                          /* compression */
+	body[b++] = 0;
+	body[b++] = 2;                          /* extensions: 2 bytes long */
+	const uint8_t ext[] = { 0, 0, 0xff, 0xff, 0xff, 0xfd, 0, 0xff, 0xf0 };
+	memcpy(body + b, ext, sizeof(ext));     /* ...but a header of 4 */
+	b += sizeof(ext);
+	memset(body + b, 'a', sizeof(body) - b);
+	b = sizeof(body);
+	rec[r++] = 22;
+	rec[r++] = 3;
+	rec[r++] = 1;
+	rec[r++] = (uint8_t)((b + 4) >> 8);
+	rec[r++] = (uint8_t)(b + 4);
+	rec[r++] = 1;
+	rec[r++] = 0;
+	rec[r++] = (uint8_t)(b >> 8);
+	rec[r++] = (uint8_t)b;
+	memcpy(rec + r, body, b);
+	r += b;
+	assert_int_equal(run(sniff_tls_sni, rec, r, name), SNIFF_INVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -225,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_sni_captured),
 		cmocka_unit_test(test_sni_across_records),
 		cmocka_unit_test(test_sni_malformed),
+		cmocka_unit_test(test_sni_extension_past_its_block),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

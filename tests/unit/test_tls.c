@@ -140,6 +140,27 @@ static void test_good_handshake_and_data(void **state)
 	tls_ctx_free(ctx);
 }
 
+static void test_truncation_is_not_an_end(void **state)
+{
+	struct tls_ctx *ctx = ctx_with(NULL, 0);
+	struct pair p;
+	char buf[16];
+	short want;
+	ssize_t n = TLS_AGAIN;
+
+	start(&p, ctx, "unit.example");
+	assert_int_equal(handshake(&p), 1);
+	(void)wolfSSL_accept(p.srv);
+	shutdown(p.s, SHUT_WR);   /* a FIN, no close_notify */
+	for (int i = 0; i < 100 && n == TLS_AGAIN; i++)
+		n = tls_read(p.t, buf, sizeof(buf), &want);
+	assert_int_equal(n, TLS_FAIL);
+	assert_string_equal(tls_error(p.t), "the upstream closed without close_notify "
+	                    "(the stream may be truncated)");
+	stop(&p);
+	tls_ctx_free(ctx);
+}
+
 static void test_name_mismatch_is_final(void **state)
 {
 	struct tls_ctx *ctx = ctx_with(NULL, 0);
@@ -271,6 +292,119 @@ static void test_relay_eof_with_the_last_data(void **state)
 	tls_ctx_free(ctx);
 }
 
+/* Runs the loop until the app end has read want bytes (or gives up);
+ * returns how many it read. */
+static size_t drain_app(struct event_base *base, int fd, char *out, size_t want)
+{
+	size_t got = 0;
+
+	for (int i = 0; i < 2000 && got < want; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		ssize_t n = read(fd, out + got, want - got);
+		if (n > 0)
+			got += (size_t)n;
+	}
+	return got;
+}
+
+/* A server-first protocol over TLS 1.2: the greeting comes right behind
+ * the server's Finished, so it is read ahead during our handshake. The
+ * relay must deliver it though no socket event will announce it (found in
+ * review: the app waited for the greeting until the idle timeout). */
+static void test_relay_greeting_read_during_handshake(void **state)
+{
+	struct tls_ctx *ctx = ctx_with(NULL, 0);
+	struct event_base *base = event_base_new();
+	struct relay r;
+	struct pair p;
+	int app[2], s = 0, c = TLS_AGAIN;
+	short want;
+	char buf[32] = { 0 };
+
+	start(&p, ctx, "unit.example");
+	wolfSSL_free(p.srv);   /* a TLS 1.2-only server for this one */
+	wolfSSL_CTX_free(p.sctx);
+	p.sctx = wolfSSL_CTX_new(wolfTLSv1_2_server_method());
+	assert_int_equal(wolfSSL_CTX_use_certificate_chain_file(p.sctx, cert), WOLFSSL_SUCCESS);
+	assert_int_equal(wolfSSL_CTX_use_PrivateKey_file(p.sctx, key, WOLFSSL_FILETYPE_PEM),
+	                 WOLFSSL_SUCCESS);
+	p.srv = wolfSSL_new(p.sctx);
+	wolfSSL_set_fd(p.srv, p.s);
+	for (int i = 0; i < 200 && s != WOLFSSL_SUCCESS; i++) {
+		c = tls_handshake(p.t, &want);
+		s = wolfSSL_accept(p.srv);
+	}
+	assert_int_equal(s, WOLFSSL_SUCCESS);
+	assert_int_equal(wolfSSL_write(p.srv, "220 hello\r\n", 11), 11);
+	while (c == TLS_AGAIN)
+		c = tls_handshake(p.t, &want);
+	assert_int_equal(c, 1);
+	assert_string_equal(tls_version(p.t), "TLSv1.2");
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, app), 0);
+	fcntl(app[0], F_SETFL, O_NONBLOCK);
+	fcntl(app[1], F_SETFL, O_NONBLOCK);
+	assert_int_equal(relay_init(&r, base, app[1], p.c, &pool, on_relay_end), 0);
+	relay_set_tls(&r, RELAY_UP, p.t);
+	relay_ended = false;
+	relay_start(&r);
+	assert_int_equal(drain_app(base, app[0], buf, 11), 11);
+	assert_string_equal(buf, "220 hello\r\n");
+	if (!relay_ended)
+		relay_release(&r);
+	close(app[0]);
+	close(app[1]);
+	stop(&p);
+	event_base_free(base);
+	tls_ctx_free(ctx);
+}
+
+/* The app reads slowly: the relay's buffer fills, reading stops with
+ * records still held in the read-ahead, and when the app drains, reading
+ * resumes. Those held records must come through while the upstream keeps
+ * the connection open (found in review: 32768 of 60000 arrived). */
+static void test_relay_resumes_bytes_held_in_tls(void **state)
+{
+	struct tls_ctx *ctx = ctx_with(NULL, 0);
+	struct event_base *base = event_base_new();
+	static char data[60000], got[60000];
+	struct relay r;
+	struct pair p;
+	int app[2], small = 4096;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (char)('a' + i % 26);
+	start(&p, ctx, "unit.example");
+	assert_int_equal(handshake(&p), 1);
+	(void)wolfSSL_accept(p.srv);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, app), 0);
+	setsockopt(app[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	setsockopt(app[0], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	fcntl(app[0], F_SETFL, O_NONBLOCK);
+	fcntl(app[1], F_SETFL, O_NONBLOCK);
+	assert_int_equal(relay_init(&r, base, app[1], p.c, &pool, on_relay_end), 0);
+	relay_set_tls(&r, RELAY_UP, p.t);
+	relay_ended = false;
+	relay_start(&r);
+	size_t sent = 0;
+	for (int i = 0; i < 200 && sent < sizeof(data); i++) {
+		int n = wolfSSL_write(p.srv, data + sent, (int)(sizeof(data) - sent));
+		if (n > 0)
+			sent += (size_t)n;
+		event_base_loop(base, EVLOOP_NONBLOCK);   /* the app does not read yet */
+	}
+	assert_int_equal(sent, sizeof(data));
+	assert_int_equal(drain_app(base, app[0], got, sizeof(got)), sizeof(got));
+	assert_memory_equal(got, data, sizeof(data));
+	assert_false(relay_ended);   /* still open: the server did not close */
+	relay_release(&r);
+	close(app[0]);
+	close(app[1]);
+	stop(&p);
+	event_base_free(base);
+	tls_ctx_free(ctx);
+}
+
 static void test_ctx_errors(void **state)
 {
 	char err[256];
@@ -330,10 +464,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_handshake_and_data),
+		cmocka_unit_test(test_truncation_is_not_an_end),
 		cmocka_unit_test(test_name_mismatch_is_final),
 		cmocka_unit_test(test_pins),
 		cmocka_unit_test(test_resumption),
 		cmocka_unit_test(test_relay_eof_with_the_last_data),
+		cmocka_unit_test(test_relay_greeting_read_during_handshake),
+		cmocka_unit_test(test_relay_resumes_bytes_held_in_tls),
 		cmocka_unit_test(test_ctx_errors),
 		cmocka_unit_test(test_reasons),
 	};
