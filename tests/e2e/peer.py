@@ -264,6 +264,8 @@ def c_probe(a):
         s = connect(a.to, a.timeout)
     except ConnectionRefusedError:
         return {"result": "refused", "seconds": time.monotonic() - t0}
+    except ConnectionResetError:   # the reset can beat connect() back
+        return {"result": "reset", "data": "", "seconds": time.monotonic() - t0}
     except socket.timeout:
         return {"result": "timeout", "seconds": time.monotonic() - t0}
     data = b""
