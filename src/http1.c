@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 /* RFC 9110 5.6.2 token characters. */
 static bool tchar(uint8_t c)
@@ -47,12 +48,34 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
 	return 0;
 }
 
+/* The byte k places before at, looking into the previous piece's last
+ * bytes when at is near the start of this one. */
+static uint8_t before(const struct http1 *x, const char *at, size_t k)
+{
+	size_t off = (size_t)((const uint8_t *)at - x->base);
+
+	return off >= k ? x->base[off - k] : x->tail[sizeof(x->tail) - (k - off)];
+}
+
 static int on_field(llhttp_t *p, const char *at, size_t n)
 {
 	struct http1 *x = of(p);
 
-	if (x->head_done)
-		return 0;   /* trailers: llhttp checks their syntax */
+	if (x->head_done) {
+		/* A trailer field: the head's rules hold here too. Each starts
+		 * a line, so CRLF must come right before it. */
+		if (x->tr_name_len == 0 &&
+		    (before(x, at, 1) != '\n' || before(x, at, 2) != '\r'))
+			return fail(x, "bare CR or LF", x->kind == HTTP1_REQUEST ? 400 : 502);
+		for (size_t i = 0; i < n; i++) {
+			if (!tchar((uint8_t)at[i]))
+				return fail(x, "invalid header name", x->kind == HTTP1_REQUEST ? 400 : 502);
+			if (x->tr_name_len < sizeof(x->tr_name))
+				x->tr_name[x->tr_name_len] = (char)tolower((uint8_t)at[i]);
+			x->tr_name_len++;
+		}
+		return 0;
+	}
 
 	if (x->cur_name_len == 0)
 		x->cur_name = (uint32_t)((const uint8_t *)at - x->base);
@@ -64,8 +87,12 @@ static int on_value(llhttp_t *p, const char *at, size_t n)
 {
 	struct http1 *x = of(p);
 
-	if (x->head_done)
-		return 0;   /* trailers: llhttp checks their syntax */
+	if (x->head_done) {   /* a trailer value: no line breaks, no folds */
+		for (size_t i = 0; i < n; i++)
+			if (at[i] == '\r' || at[i] == '\n')
+				return fail(x, "obs-fold", x->kind == HTTP1_REQUEST ? 400 : 502);
+		return 0;
+	}
 	struct http1_head *h = x->h;
 	struct http1_field *f = &h->fields[h->nfields];
 
@@ -78,11 +105,27 @@ static int on_value(llhttp_t *p, const char *at, size_t n)
 static int on_field_done(llhttp_t *p)
 {
 	struct http1 *x = of(p);
+
+	if (x->head_done) {
+		/* Framing and routing fields have no business in trailers. */
+		static const char *const banned[] = {
+			"content-length", "transfer-encoding", "host",
+		};
+		size_t l = x->tr_name_len;
+		x->tr_name_len = 0;
+		if (l == 0)
+			return fail(x, "invalid header name", x->kind == HTTP1_REQUEST ? 400 : 502);
+		for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++)
+			if (l == strlen(banned[i]) && memcmp(x->tr_name, banned[i], l) == 0)
+				return fail(x, "framing field in trailers",
+				            x->kind == HTTP1_REQUEST ? 400 : 502);
+		return 0;
+	}
 	struct http1_head *h = x->h;
 	const uint8_t *name = x->base + x->cur_name;
 
-	if (x->head_done)
-		return 0;
+	if (x->cur_name_len == 0)
+		return fail(x, "invalid header name", 400);
 
 	if (h->nfields == HTTP1_MAX_HEADERS)
 		return fail(x, "too many header fields", 431);
@@ -115,6 +158,12 @@ static int on_value_done(llhttp_t *p)
 		x->hosts++;
 		h->host = f->value;
 		h->host_len = f->value_len;
+		/* A Host must be a host, with an optional port (RFC 9110 7.2). */
+		bool ok = vl > 0;
+		for (size_t i = 0; ok && i < vl; i++)
+			ok = isalnum(v[i]) || strchr("-._~:[]%!$&'()*+;=", v[i]);
+		if (!ok)
+			return fail(x, "invalid Host", 400);
 	} else if (ieq(name, f->name_len, "transfer-encoding")) {
 		/* We frame by chunked and nothing else; any other coding in
 		 * a request is one we would have to understand (RFC 9112 6.1). */
@@ -216,6 +265,42 @@ static const char *rule_of(llhttp_errno_t e, const char *reason)
 
 /* ---------------------------------------------------------- head */
 
+/* The start line, byte for byte: "METHOD SP target SP HTTP/1.x" or
+ * "HTTP/1.x SP 3DIGIT SP reason", single spaces, a target of URI
+ * characters only. What llhttp lets slide here (double spaces, tabs,
+ * HTTP/0.9 or 2.0, status 20 or 099) another parser splits otherwise. */
+static int start_line(struct http1 *x, const uint8_t *l, size_t n)
+{
+	bool req = x->kind == HTTP1_REQUEST;
+	int bad = req ? 400 : 502;
+	size_t i = 0, t;
+
+	if (req) {
+		while (i < n && tchar(l[i]))
+			i++;
+		if (i == 0 || i >= n || l[i] != ' ')
+			return fail(x, "malformed start line", bad);
+		for (t = ++i; i < n && l[i] > 0x20 && l[i] < 0x7f &&
+		              !strchr("\"<>\\^`{|}#", l[i]); i++)
+			;
+		if (i == t || i >= n || l[i] != ' ')
+			return fail(x, "malformed start line", bad);
+		i++;
+		if (n - i != 8 || memcmp(l + i, "HTTP/1.", 7) != 0 ||
+		    (l[i + 7] != '0' && l[i + 7] != '1'))
+			return fail(x, "invalid HTTP version", bad);
+		return 0;
+	}
+	if (n < 13 || memcmp(l, "HTTP/1.", 7) != 0 || (l[7] != '0' && l[7] != '1') ||
+	    l[8] != ' ' || !isdigit(l[9]) || !isdigit(l[10]) || !isdigit(l[11]) ||
+	    l[12] != ' ')
+		return fail(x, "malformed status line", bad);
+	int status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
+	if (status < 100 || status > 599)
+		return fail(x, "invalid status", bad);
+	return 0;
+}
+
 static const uint8_t *find(const uint8_t *p, size_t len, const char *s, size_t sl)
 {
 	for (size_t i = 0; i + sl <= len; i++)
@@ -231,9 +316,12 @@ ssize_t http1_head(struct http1 *x, const uint8_t *p, size_t len,
 	const uint8_t *eol, *end;
 	llhttp_errno_t e;
 
-	/* Empty lines before a request line are allowed (RFC 9112 2.2). */
+	/* Empty lines before a request line are allowed (RFC 9112 2.2): a
+	 * few of them. */
 	while (skip + 2 <= len && p[skip] == '\r' && p[skip + 1] == '\n')
 		skip += 2;
+	if (skip > 16)
+		return fail(x, "empty lines before the request", 400);
 	if (skip == len)
 		return 0;
 	eol = find(p + skip, len - skip < HTTP1_MAX_LINE + 2 ? len - skip : HTTP1_MAX_LINE + 2,
@@ -257,6 +345,8 @@ ssize_t http1_head(struct http1 *x, const uint8_t *p, size_t len,
 		if ((p[i] == '\r' && i + 1 < hl && p[i + 1] != '\n') ||
 		    (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')))
 			return fail(x, "bare CR or LF", x->kind == HTTP1_REQUEST ? 400 : 502);
+	if (eol && start_line(x, p + skip, (size_t)(eol - (p + skip))) < 0)
+		return -1;
 	/* obs-fold: a line that starts with white space continues the last
 	 * (RFC 9112 5.2 lets us reject it; llhttp 8 would accept it). */
 	for (const uint8_t *q = p; (q = find(q, hl - (size_t)(q - p), "\r\n", 2)); q += 2)
@@ -290,6 +380,27 @@ ssize_t http1_head(struct http1 *x, const uint8_t *p, size_t len,
 		if (x->bad_te)
 			return fail(x, "unsupported transfer coding", 501);
 		h->method = x->p.method;
+		if (h->method == HTTP_CONNECT &&
+		    (x->tes || (x->p.flags & F_CONTENT_LENGTH)))
+			return fail(x, "CONNECT with a body", 400);
+		if (x->tes && x->p.http_minor == 0)
+			return fail(x, "Transfer-Encoding in HTTP/1.0", 400);
+		/* An absolute-form target names the host itself; upstreams go
+		 * by it (RFC 9112 3.2.2), so it must be the Host we route by. */
+		const uint8_t *tg = p + h->target;
+		size_t tl = h->target_len, sl = 0;
+		if (tl > 7 && ieq(tg, 7, "http://"))
+			sl = 7;
+		else if (tl > 8 && ieq(tg, 8, "https://"))
+			sl = 8;
+		if (sl) {
+			size_t al = 0;
+			while (sl + al < tl && tg[sl + al] != '/' && tg[sl + al] != '?')
+				al++;
+			if (al != h->host_len ||
+			    strncasecmp((const char *)tg + sl, (const char *)p + h->host, al) != 0)
+				return fail(x, "Host and request target disagree", 400);
+		}
 	} else {
 		h->status = x->p.status_code;
 	}
@@ -298,6 +409,9 @@ ssize_t http1_head(struct http1 *x, const uint8_t *p, size_t len,
 	h->major = x->p.http_major;
 	h->minor = x->p.http_minor;
 	h->chunked = (x->p.flags & F_CHUNKED) != 0;
+	x->h_chunked = h->chunked;
+	memcpy(x->tail, "\r\n\r\n", sizeof(x->tail));   /* the head ended so */
+	x->tr_name_len = 0;
 	if (x->tes > 1)
 		return fail(x, "more than one Transfer-Encoding",
 		            x->kind == HTTP1_REQUEST ? 400 : 502);
@@ -306,10 +420,24 @@ ssize_t http1_head(struct http1 *x, const uint8_t *p, size_t len,
 	if (x->tes && !h->chunked)
 		return fail(x, "ambiguous Transfer-Encoding",
 		            x->kind == HTTP1_REQUEST ? 400 : 502);
-	if (x->p.flags & F_CONTENT_LENGTH)
+	if (x->p.flags & F_CONTENT_LENGTH) {
+		if (x->p.content_length > (uint64_t)INT64_MAX / 2)
+			return fail(x, "Content-Length too large",
+			            x->kind == HTTP1_REQUEST ? 400 : 502);
 		h->content_length = (int64_t)x->p.content_length;
+	}
 	h->keep_alive = llhttp_should_keep_alive(&x->p) != 0;
 	h->upgrade = x->p.upgrade != 0;
+	if (h->upgrade && x->kind == HTTP1_REQUEST && h->method != HTTP_CONNECT) {
+		/* Tunnels are for websockets: an h2c upgrade would let a client
+		 * speak HTTP/2 past our framing. XXX: strip it instead. */
+		bool ws = false;
+		for (size_t i = 0; i < h->nfields; i++)
+			if (ieq(p + h->fields[i].name, h->fields[i].name_len, "upgrade"))
+				ws = ieq(p + h->fields[i].value, h->fields[i].value_len, "websocket");
+		if (!ws)
+			return fail(x, "unsupported Upgrade (only websocket)", 400);
+	}
 	h->no_body = x->kind == HTTP1_RESPONSE &&
 	             (x->head_of_head || h->status < 200 || h->status == 204 ||
 	              h->status == 304);
@@ -317,6 +445,20 @@ ssize_t http1_head(struct http1 *x, const uint8_t *p, size_t len,
 }
 
 /* ---------------------------------------------------------- body */
+
+/* Remembers the last bytes seen, for checks that look back across
+ * pieces. */
+static void keep_tail(struct http1 *x, const uint8_t *p, size_t n)
+{
+	size_t k = sizeof(x->tail);
+
+	if (n >= k) {
+		memcpy(x->tail, p + n - k, k);
+	} else {
+		memmove(x->tail, x->tail + n, k - n);
+		memcpy(x->tail + k - n, p, n);
+	}
+}
 
 ssize_t http1_body(struct http1 *x, const uint8_t *p, size_t len, bool *done)
 {
@@ -327,11 +469,20 @@ ssize_t http1_body(struct http1 *x, const uint8_t *p, size_t len, bool *done)
 		return 0;
 	x->base = p;
 	e = llhttp_execute(&x->p, (const char *)p, len);
-	if (e == HPE_OK)
+	if (x->rule)
+		return -1;   /* a trailer broke one of our rules */
+	if (e == HPE_OK) {
+		keep_tail(x, p, len);
 		return (ssize_t)len;
+	}
 	if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+		size_t used = (size_t)((const uint8_t *)llhttp_get_error_pos(&x->p) - p);
+		keep_tail(x, p, used);
+		/* A chunked message ends in CRLF CRLF, whatever llhttp forgave. */
+		if (x->h_chunked && memcmp(x->tail, "\r\n\r\n", 4) != 0)
+			return fail(x, "bare CR or LF", x->kind == HTTP1_REQUEST ? 400 : 502);
 		*done = true;
-		return (ssize_t)((const uint8_t *)llhttp_get_error_pos(&x->p) - p);
+		return (ssize_t)used;
 	}
 	return fail(x, rule_of(e, llhttp_get_error_reason(&x->p)),
 	            x->kind == HTTP1_REQUEST ? 400 : 502);

@@ -1,6 +1,7 @@
 #include "attache/pool.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,12 @@ void pool_init(struct pool *p, size_t max_idle, uint64_t idle_timeout_ms,
 
 bool pool_key_equal(const struct pool_key *a, const struct pool_key *b)
 {
+	/* addr_equal ignores the IPv6 scope: a link-local fe80::1 on one
+	 * link is not the same upstream as on another. */
+	if (a->addr.ss_family == AF_INET6 &&
+	    ((const struct sockaddr_in6 *)&a->addr)->sin6_scope_id !=
+	    ((const struct sockaddr_in6 *)&b->addr)->sin6_scope_id)
+		return false;
 	return a->tls_ctx == b->tls_ctx &&
 	       addr_equal((const struct sockaddr *)&a->addr,
 	                  (const struct sockaddr *)&b->addr) &&

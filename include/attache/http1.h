@@ -56,7 +56,11 @@ struct http1 {
 	const uint8_t *base;
 	uint32_t cur_name, cur_name_len;
 	unsigned hosts, tes;
-	bool head_done, msg_done, bad_te;
+	bool head_done, msg_done, bad_te, h_chunked;
+	/* trailers, checked as they pass */
+	char tr_name[20];
+	size_t tr_name_len;
+	uint8_t tail[4];             /* the last bytes of the previous piece */
 	/* why it failed */
 	const char *rule;
 	int status;

@@ -47,7 +47,31 @@ static const struct {
 	{ "GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n", "bare CR or LF", 400 },
 	{ "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", "bare CR or LF", 400 },
 	{ "GET / HTTP/1.1\r\nHost: a\r\nX: a\001b\r\n\r\n", "invalid byte in a header", 400 },
-	{ "GET / HTTP/1.1\r\nHost : a\r\n\r\n", "invalid header name", 400 },
+	{ "GET / HTTP/1.1\r\nHost : a\r\n\r\n", "invalid byte in a header", 400 },
+	/* from the framing review: each one a way two parsers disagree */
+	{ "GET / HTTP/1.1\r\n: a\r\nHost: a\r\n\r\n", "invalid header name", 400 },
+	{ "GET /\r\nHost: a\r\nContent-Length: 3\r\n\r\n", "malformed start line", 400 },
+	{ "GET / HTTP/2.0\r\nHost: a\r\n\r\n", "invalid HTTP version", 400 },
+	{ "GET / HTTP/0.9\r\nHost: a\r\n\r\n", "invalid HTTP version", 400 },
+	{ "OPTIONS * RTSP/1.0\r\nHost: a\r\n\r\n", "invalid HTTP version", 400 },
+	{ "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", "malformed start line", 400 },
+	{ "GET /  HTTP/1.1\r\nHost: a\r\n\r\n", "invalid HTTP version", 400 },
+	{ "GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", "malformed start line", 400 },
+	{ "GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n", "malformed start line", 400 },
+	{ "GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n", "malformed start line", 400 },
+	{ "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nContent-Length: 3\r\n\r\n",
+	  "CONNECT with a body", 400 },
+	{ "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+	  "Transfer-Encoding in HTTP/1.0", 400 },
+	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n",
+	  "Content-Length too large", 400 },
+	{ "GET http://evil.example/x HTTP/1.1\r\nHost: good.example\r\n\r\n",
+	  "Host and request target disagree", 400 },
+	{ "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "invalid Host", 400 },
+	{ "GET / HTTP/1.1\r\nHost: a/b?c\r\n\r\n", "invalid Host", 400 },
+	{ "GET / HTTP/1.1\r\nHost:\r\n\r\n", "invalid Host", 400 },
+	{ "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n",
+	  "unsupported Upgrade (only websocket)", 400 },
 	{ "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n", "invalid byte in a header", 400 },
 	{ "GET / HTTP/1.1\r\n\r\n", "missing Host", 400 },
 	{ "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "more than one Host", 400 },
@@ -61,9 +85,10 @@ static const struct {
 	  "invalid Transfer-Encoding", 400 },
 	{ "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\t\t\r\n"
 	  "Transfer-Encoding: chunked\r\n\r\n", "more than one Transfer-Encoding", 400 },
-	{ "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", "invalid method", 400 },
+	{ "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", "malformed start line", 400 },
+	{ "GETX / HTTP/1.1\r\nHost: a\r\n\r\n", "invalid method", 400 },
 	{ "GET / HTTP/9.1\r\nHost: a\r\n\r\n", "invalid HTTP version", 400 },
-	{ "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", "malformed start line", 400 },
+	{ "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", "invalid HTTP version", 400 },
 };
 
 static void test_rejections(void **state)
@@ -77,6 +102,80 @@ static void test_rejections(void **state)
 			fail_msg("case %zu: got %zd '%s' %d, wanted '%s' %d", i, r,
 			         x.rule ? x.rule : "-", x.status, rejected[i].rule,
 			         rejected[i].status);
+	}
+}
+
+static void test_start_lines_and_targets_accepted(void **state)
+{
+	struct http1 x;
+	struct http1_head h;
+
+	assert_true(head(&x, HTTP1_REQUEST, "GET http://A.example/x?y=1 HTTP/1.1\r\n"
+	                 "Host: a.example\r\n\r\n", &h) > 0);
+	assert_true(head(&x, HTTP1_REQUEST, "GET /p%20q;r=s?t=u&v=[w]~!$'()*+,@ HTTP/1.0\r\n\r\n",
+	                 &h) > 0);
+	assert_true(head(&x, HTTP1_REQUEST, "GET / HTTP/1.1\r\nHost: [2001:db8::7]:8080\r\n\r\n",
+	                 &h) > 0);
+	/* too many empty lines before a request */
+	assert_int_equal(head(&x, HTTP1_REQUEST, "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n"
+	                      "GET / HTTP/1.1\r\nHost: a\r\n\r\n", &h), -1);
+	assert_string_equal(x.rule, "empty lines before the request");
+}
+
+static void test_bad_status_lines(void **state)
+{
+	static const char *bad[] = {
+		"HTTP/1.1  200 OK\r\nContent-Length: 5\r\n\r\n",
+		"HTTP/1.1 20 X\r\nContent-Length: 5\r\n\r\n",
+		"HTTP/1.1 099 X\r\n\r\n",
+		"HTTP/1.1 600 X\r\n\r\n",
+		"HTTP/2.0 200 OK\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct http1 x;
+		struct http1_head h;
+		http1_init(&x, HTTP1_RESPONSE);
+		if (http1_head(&x, (const uint8_t *)bad[i], strlen(bad[i]), &h) != -1 ||
+		    x.status != 502)
+			fail_msg("case %zu accepted", i);
+	}
+}
+
+static void test_trailers_follow_the_rules(void **state)
+{
+	static const struct { const char *body, *rule; } cases[] = {
+		{ "0\r\n\nNEXT", "bare CR or LF" },
+		{ "0\r\nX: y\r\n\nNEXT", "bare CR or LF" },
+		{ "0\r\nX: y\nZ: w\r\n\r\n", "invalid byte in a header" },
+		{ "0\r\nContent-Length: 50\r\n\r\n", "framing field in trailers" },
+		{ "0\r\nHost: evil\r\n\r\n", "framing field in trailers" },
+		{ "0\r\nX : y\r\n\r\n", "invalid byte in a header" },
+	};
+	const char *req = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http1 x;
+		struct http1_head h;
+		bool done = false;
+		ssize_t r = 0;
+		assert_true(head(&x, HTTP1_REQUEST, req, &h) > 0);
+		/* whole, then byte by byte */
+		for (int pass = 0; pass < 2; pass++) {
+			const char *b = cases[i].body;
+			size_t n = strlen(b), off = 0;
+			if (pass)
+				assert_true(head(&x, HTTP1_REQUEST, req, &h) > 0);
+			r = 0;
+			while (off < n && r >= 0 && !done) {
+				size_t k = pass ? 1 : n - off;
+				r = http1_body(&x, (const uint8_t *)b + off, k, &done);
+				off += r > 0 ? (size_t)r : 0;
+			}
+			if (r != -1 || !x.rule || strcmp(x.rule, cases[i].rule) != 0)
+				fail_msg("case %zu pass %d: got %zd '%s'", i, pass, r,
+				         x.rule ? x.rule : "-");
+			done = false;
+		}
 	}
 }
 
@@ -314,6 +413,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rejections),
 		cmocka_unit_test(test_nul_in_header),
+		cmocka_unit_test(test_start_lines_and_targets_accepted),
+		cmocka_unit_test(test_bad_status_lines),
+		cmocka_unit_test(test_trailers_follow_the_rules),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_incomplete_then_complete),
 		cmocka_unit_test(test_chunked_with_trailers),
