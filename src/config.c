@@ -837,6 +837,11 @@ static void lint(struct ld *l, yaml_node_t *routes_node)
 			     "a server-first protocol would wait sniff.timeout "
 			     "for a first message; give it a port",
 			     b->name ? b->name : "?", protocol_str(b->protocol));
+		if (b->action == ACTION_TLS && b->protocol == PROTO_TLS)
+			WARN(l, &pos, "route '%s' originates TLS around traffic the "
+			     "app already encrypts (protocol tls): pass it through "
+			     "(action: pass) unless you mean TLS inside TLS",
+			     b->name ? b->name : "?");
 		if (b->nhosts && b->protocol == PROTO_TCP && !b->hostname)
 			WARN(l, &pos, "route '%s' matches host names but its "
 			     "protocol is tcp, where attache reads no name: set "

@@ -266,8 +266,26 @@ static void test_tls_route(void **state)
 	assert_int_equal(c->routes[1].tls_port, 0);   /* the original port */
 	/* verify: false is loud */
 	assert_int_equal(d.warnings, 1);
+	assert_null(strstr(d.text, "TLS inside TLS"));
 	assert_non_null(strstr(d.text, "t.yaml:12:10: warning: route 'lab' does not verify "
 	                               "its upstream (verify: false): for lab use only"));
+	config_unref(c);
+	diag_free(&d);
+}
+
+static void test_tls_in_tls_warns(void **state)
+{
+	struct diag d;
+	struct config *c = parse(
+		"routes:\n"
+		"  - name: double\n"
+		"    match: { host: a.example, port: 443 }\n"
+		"    action: tls\n"
+		"    protocol: tls\n", &d);
+
+	assert_non_null(c);
+	assert_non_null(strstr(d.text, "t.yaml:2:3: warning: route 'double' originates TLS "
+	                               "around traffic the app already encrypts"));
 	config_unref(c);
 	diag_free(&d);
 }
@@ -312,6 +330,7 @@ int main(void)
 		cmocka_unit_test(test_every_error_is_reported),
 		cmocka_unit_test(test_warnings_do_not_fail),
 		cmocka_unit_test(test_tls_route),
+		cmocka_unit_test(test_tls_in_tls_warns),
 		cmocka_unit_test(test_load_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
