@@ -249,6 +249,38 @@ static void on_relay_end(struct relay *r, const char *outcome, const char *reaso
 	relay_release(r);
 }
 
+/* An app socketpair relayed to the TLS client end of p: app[0] is the
+ * app's end. small > 0 shrinks the app side's socket buffers so the
+ * relay feels backpressure. */
+static void relay_over_tls(struct relay *r, struct event_base *base, struct pair *p,
+                           int app[2], int small)
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, app), 0);
+	if (small) {
+		setsockopt(app[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+		setsockopt(app[0], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	}
+	fcntl(app[0], F_SETFL, O_NONBLOCK);
+	fcntl(app[1], F_SETFL, O_NONBLOCK);
+	assert_int_equal(relay_init(r, base, app[1], p->c, &pool, on_relay_end), 0);
+	relay_set_tls(r, RELAY_UP, p->t);
+	relay_ended = false;
+	relay_start(r);
+}
+
+/* Releases what relay_over_tls and start() set up. */
+static void relay_done(struct relay *r, struct event_base *base, struct pair *p,
+                       int app[2], struct tls_ctx *ctx)
+{
+	if (!relay_ended)
+		relay_release(r);
+	close(app[0]);
+	close(app[1]);
+	stop(p);
+	event_base_free(base);
+	tls_ctx_free(ctx);
+}
+
 /* The server's last record and its close_notify arrive together (one
  * read-ahead) and the server keeps the TCP connection open: no socket
  * event will come again, yet the app must get the data and the EOF. */
@@ -265,13 +297,7 @@ static void test_relay_eof_with_the_last_data(void **state)
 	start(&p, ctx, "unit.example");
 	assert_int_equal(handshake(&p), 1);
 	(void)wolfSSL_accept(p.srv);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, app), 0);
-	fcntl(app[0], F_SETFL, O_NONBLOCK);
-	fcntl(app[1], F_SETFL, O_NONBLOCK);
-	assert_int_equal(relay_init(&r, base, app[1], p.c, &pool, on_relay_end), 0);
-	relay_set_tls(&r, RELAY_UP, p.t);
-	relay_ended = false;
-	relay_start(&r);
+	relay_over_tls(&r, base, &p, app, 0);
 	for (int i = 0; i < 20; i++)
 		event_base_loop(base, EVLOOP_NONBLOCK);   /* takes the tickets */
 	assert_int_equal(wolfSSL_write(p.srv, "last words", 10), 10);
@@ -283,13 +309,7 @@ static void test_relay_eof_with_the_last_data(void **state)
 	assert_int_equal(got, 10);
 	assert_memory_equal(buf, "last words", 10);
 	assert_int_equal(n, 0);   /* the EOF reached the app */
-	if (!relay_ended)
-		relay_release(&r);
-	close(app[0]);
-	close(app[1]);
-	stop(&p);
-	event_base_free(base);
-	tls_ctx_free(ctx);
+	relay_done(&r, base, &p, app, ctx);
 }
 
 /* Runs the loop until the app end has read want bytes (or gives up);
@@ -341,22 +361,10 @@ static void test_relay_greeting_read_during_handshake(void **state)
 	assert_int_equal(c, 1);
 	assert_string_equal(tls_version(p.t), "TLSv1.2");
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, app), 0);
-	fcntl(app[0], F_SETFL, O_NONBLOCK);
-	fcntl(app[1], F_SETFL, O_NONBLOCK);
-	assert_int_equal(relay_init(&r, base, app[1], p.c, &pool, on_relay_end), 0);
-	relay_set_tls(&r, RELAY_UP, p.t);
-	relay_ended = false;
-	relay_start(&r);
+	relay_over_tls(&r, base, &p, app, 0);
 	assert_int_equal(drain_app(base, app[0], buf, 11), 11);
 	assert_string_equal(buf, "220 hello\r\n");
-	if (!relay_ended)
-		relay_release(&r);
-	close(app[0]);
-	close(app[1]);
-	stop(&p);
-	event_base_free(base);
-	tls_ctx_free(ctx);
+	relay_done(&r, base, &p, app, ctx);
 }
 
 /* The app reads slowly: the relay's buffer fills, reading stops with
@@ -377,15 +385,7 @@ static void test_relay_resumes_bytes_held_in_tls(void **state)
 	start(&p, ctx, "unit.example");
 	assert_int_equal(handshake(&p), 1);
 	(void)wolfSSL_accept(p.srv);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, app), 0);
-	setsockopt(app[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-	setsockopt(app[0], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-	fcntl(app[0], F_SETFL, O_NONBLOCK);
-	fcntl(app[1], F_SETFL, O_NONBLOCK);
-	assert_int_equal(relay_init(&r, base, app[1], p.c, &pool, on_relay_end), 0);
-	relay_set_tls(&r, RELAY_UP, p.t);
-	relay_ended = false;
-	relay_start(&r);
+	relay_over_tls(&r, base, &p, app, small);
 	size_t sent = 0;
 	for (int i = 0; i < 200 && sent < sizeof(data); i++) {
 		int n = wolfSSL_write(p.srv, data + sent, (int)(sizeof(data) - sent));
@@ -397,12 +397,7 @@ static void test_relay_resumes_bytes_held_in_tls(void **state)
 	assert_int_equal(drain_app(base, app[0], got, sizeof(got)), sizeof(got));
 	assert_memory_equal(got, data, sizeof(data));
 	assert_false(relay_ended);   /* still open: the server did not close */
-	relay_release(&r);
-	close(app[0]);
-	close(app[1]);
-	stop(&p);
-	event_base_free(base);
-	tls_ctx_free(ctx);
+	relay_done(&r, base, &p, app, ctx);
 }
 
 static void test_ctx_errors(void **state)
