@@ -35,6 +35,15 @@ def read_to_eof(read):
         n += len(d)
 
 
+def send_pattern(s, n, seed):
+    """Sends n bytes of pattern on s; returns their sha256 hex."""
+    h = hashlib.sha256()
+    for b in pattern(n, seed=seed):
+        h.update(b)
+        s.sendall(b)
+    return h.hexdigest()
+
+
 def parse_addr(s):
     host, _, port = s.rpartition(":")
     host = host.strip("[]")
@@ -197,41 +206,29 @@ def connect(to, timeout):
 def c_echo(a):
     """Sends a.bytes while reading the echo; checks both directions."""
     s = connect(a.to, a.timeout)
-    sent = hashlib.sha256()
-    got = hashlib.sha256()
-    nrecv = 0
+    sent = {}
 
     def writer():
-        for b in pattern(a.bytes, seed=1):
-            sent.update(b)
-            s.sendall(b)
+        sent["sha"] = send_pattern(s, a.bytes, seed=1)
         s.shutdown(socket.SHUT_WR)
 
     t = threading.Thread(target=writer)
     t.start()
-    while True:
-        d = s.recv(CHUNK)
-        if not d:
-            break
-        got.update(d)
-        nrecv += len(d)
+    nrecv, got = read_to_eof(s.recv)
     t.join()
     s.close()
-    return {"sent": a.bytes, "recv": nrecv, "intact": sent.hexdigest() == got.hexdigest()}
+    return {"sent": a.bytes, "recv": nrecv, "intact": sent.get("sha") == got}
 
 
 def c_halfclose(a):
     s = connect(a.to, a.timeout)
-    sent = hashlib.sha256()
-    for b in pattern(a.bytes, seed=2):
-        sent.update(b)
-        s.sendall(b)
+    sent = send_pattern(s, a.bytes, seed=2)
     s.shutdown(socket.SHUT_WR)
     f = s.makefile("rb")
     head = json.loads(f.readline())
     n, sha = read_to_eof(f.read)
     want = hashlib.sha256(b"".join(pattern(a.reply, seed=7))).hexdigest()
-    return {"server_got": head["got"], "server_sha_ok": head["sha"] == sent.hexdigest(),
+    return {"server_got": head["got"], "server_sha_ok": head["sha"] == sent,
             "reply": n, "reply_ok": sha == want}
 
 
