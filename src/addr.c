@@ -120,6 +120,14 @@ bool addr_is_loopback(const struct sockaddr *sa)
 	return false;
 }
 
+void addr_set_port(struct sockaddr *sa, uint16_t port)
+{
+	if (sa->sa_family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_port = htons(port);
+	else if (sa->sa_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
+}
+
 uint16_t addr_port(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET)

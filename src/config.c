@@ -528,6 +528,124 @@ static void k_sniff(struct ld *l, yaml_node_t *v, void *obj)
 	mapping(l, v, "sniff", keys, ATT_ARRAY_LEN(keys), NULL);
 }
 
+/* ------------------------------------------------------------ pool */
+
+#define UNSET_U UINT32_MAX
+#define UNSET_MS UINT64_MAX
+
+static bool get_uint(struct ld *l, yaml_node_t *v, const char *what,
+                     unsigned long hi, unsigned *out)
+{
+	const char *s = scalar(l, v, "a number");
+	char *end;
+	unsigned long n;
+
+	if (!s)
+		return false;
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || n > hi) {
+		ERR(l, v, "%s '%s' is not a number from 0 to %lu", what, s, hi);
+		return false;
+	}
+	*out = (unsigned)n;
+	return true;
+}
+
+static void get_ms(struct ld *l, yaml_node_t *v, const char *what,
+                   uint64_t max_ms, uint64_t *out)
+{
+	const char *s = scalar(l, v, "a duration");
+
+	if (s && (duration_parse(s, max_ms, out) < 0 || *out == 0))
+		ERR(l, v, "%s '%s' is not a duration from 1ms to %llus", what, s,
+		    (unsigned long long)(max_ms / 1000));
+}
+
+static void p_max_idle(struct ld *l, yaml_node_t *v, void *obj)
+{
+	(void)get_uint(l, v, "max_idle", 100000, &((struct pool_limits *)obj)->max_idle);
+}
+
+static void p_idle_timeout(struct ld *l, yaml_node_t *v, void *obj)
+{
+	get_ms(l, v, "idle_timeout", 3600 * 1000,
+	       &((struct pool_limits *)obj)->idle_timeout_ms);
+}
+
+static void p_max_per_upstream(struct ld *l, yaml_node_t *v, void *obj)
+{
+	(void)get_uint(l, v, "max_per_upstream", 100000,
+	               &((struct pool_limits *)obj)->max_per_upstream);
+}
+
+static void p_max_requests(struct ld *l, yaml_node_t *v, void *obj)
+{
+	(void)get_uint(l, v, "max_requests_per_connection", 1000000000,
+	               &((struct pool_limits *)obj)->max_requests);
+}
+
+static void p_queue(struct ld *l, yaml_node_t *v, void *obj)
+{
+	(void)get_uint(l, v, "queue", 100000, &((struct pool_limits *)obj)->queue_max);
+}
+
+static void p_queue_timeout(struct ld *l, yaml_node_t *v, void *obj)
+{
+	get_ms(l, v, "queue_timeout", 600 * 1000,
+	       &((struct pool_limits *)obj)->queue_timeout_ms);
+}
+
+static void pool_block(struct ld *l, yaml_node_t *v, struct pool_limits *lim)
+{
+	static const struct key keys[] = {
+		{ "max_idle", p_max_idle }, { "idle_timeout", p_idle_timeout },
+		{ "max_per_upstream", p_max_per_upstream },
+		{ "max_requests_per_connection", p_max_requests },
+		{ "queue", p_queue }, { "queue_timeout", p_queue_timeout },
+	};
+	mapping(l, v, "pool", keys, ATT_ARRAY_LEN(keys), lim);
+}
+
+static void k_pool(struct ld *l, yaml_node_t *v, void *obj)
+{
+	pool_block(l, v, &l->c->pool);
+}
+
+static void r_pool(struct ld *l, yaml_node_t *v, void *obj)
+{
+	pool_block(l, v, &((struct route *)obj)->pool);
+}
+
+static void r_via(struct ld *l, yaml_node_t *v, void *obj)
+{
+	static const char *const bools[] = { "false", "true" };
+	int i;
+
+	if (get_enum(l, v, "via", bools, 2, &i))
+		((struct route *)obj)->via = i;
+}
+
+/* A route's pool takes what it leaves unset from the top-level one. */
+static void inherit_pool(struct config *c)
+{
+	for (size_t i = 0; i < c->nroutes; i++) {
+		struct pool_limits *p = &c->routes[i].pool;
+		if (p->max_idle == UNSET_U)
+			p->max_idle = c->pool.max_idle;
+		if (p->idle_timeout_ms == UNSET_MS)
+			p->idle_timeout_ms = c->pool.idle_timeout_ms;
+		if (p->max_per_upstream == UNSET_U)
+			p->max_per_upstream = c->pool.max_per_upstream;
+		if (p->max_requests == UNSET_U)
+			p->max_requests = c->pool.max_requests;
+		if (p->queue_max == UNSET_U)
+			p->queue_max = c->pool.queue_max;
+		if (p->queue_timeout_ms == UNSET_MS)
+			p->queue_timeout_ms = c->pool.queue_timeout_ms;
+	}
+}
+
 static void r_name(struct ld *l, yaml_node_t *v, void *obj)
 {
 	struct route *r = obj;
@@ -762,7 +880,7 @@ static void add_route(struct ld *l, yaml_node_t *n, void *arg)
 	static const struct key keys[] = {
 		{ "name", r_name }, { "match", r_match }, { "action", r_action },
 		{ "protocol", r_protocol }, { "hostname", r_hostname },
-		{ "tls", r_tls },
+		{ "tls", r_tls }, { "pool", r_pool }, { "via", r_via },
 	};
 	struct config *c = l->c;
 	struct route *r;
@@ -785,6 +903,8 @@ static void add_route(struct ld *l, yaml_node_t *n, void *arg)
 	r = &c->routes[c->nroutes++];
 	memset(r, 0, sizeof(*r));
 	r->line = (unsigned)n->start_mark.line + 1;
+	r->pool = (struct pool_limits){ UNSET_U, UNSET_MS, UNSET_U, UNSET_U,
+	                                UNSET_U, UNSET_MS };
 	tls_spec_free(&l->tls);
 	seen = mapping(l, n, "a route", keys, ATT_ARRAY_LEN(keys), r);
 	finish_tls(l, n, r);
@@ -856,9 +976,10 @@ static void k_root(struct ld *l, yaml_node_t *root)
 	static const struct key keys[] = {
 		{ "listen", k_listen }, { "default", k_default },
 		{ "http_ports", k_http_ports }, { "sniff", k_sniff },
-		{ "routes", k_routes },
+		{ "routes", k_routes }, { "pool", k_pool },
 	};
 	mapping(l, root, "the configuration", keys, ATT_ARRAY_LEN(keys), NULL);
+	inherit_pool(l->c);
 	if (l->d->errors == 0)
 		lint(l, root);
 }
@@ -875,6 +996,14 @@ static struct config *config_new(void)
 	c->default_action = ACTION_PASS;
 	c->sniff_timeout_ms = CONFIG_SNIFF_TIMEOUT_MS;
 	c->sniff_max_bytes = CONFIG_SNIFF_MAX_BYTES;
+	c->pool = (struct pool_limits){
+		.max_idle = POOL_DEFAULT_MAX_IDLE,
+		.idle_timeout_ms = POOL_DEFAULT_IDLE_TIMEOUT_MS,
+		.max_per_upstream = POOL_DEFAULT_MAX_PER_UPSTREAM,
+		.max_requests = POOL_DEFAULT_MAX_REQUESTS,
+		.queue_max = POOL_DEFAULT_QUEUE_MAX,
+		.queue_timeout_ms = POOL_DEFAULT_QUEUE_TIMEOUT_MS,
+	};
 	return c;
 }
 

@@ -1,6 +1,7 @@
 /* One app connection, from accept to its log line:
  *
- *   accept ─► original destination ─► [sniff the name] ─► route ─┬► deny
+ *   accept ─► original destination ─┬► http: exchange.c, request by request
+ *                                   └► [sniff the SNI] ─► route ─┬► deny
  *                                                                 └► dial ─► relay
  *
  * conn_close() is the only exit. */
@@ -16,6 +17,7 @@
 
 #include "attache/addr.h"
 #include "attache/config.h"
+#include "attache/exchange.h"
 #include "attache/log.h"
 #include "attache/origdst.h"
 #include "attache/proxy.h"
@@ -23,14 +25,10 @@
 #include "attache/route.h"
 #include "attache/sniff.h"
 #include "attache/tls.h"
+#include "attache/upgroup.h"
 #include "attache/upstream.h"
 
-/* A denied http request gets its 403, then we read (and drop) what the app
- * still sends for this long, so our close does not reset the 403 away. */
-#define LINGER_MS 1000
-#define LINGER_BYTES (64 * 1024)
-
-enum phase { PH_SNIFF, PH_CONNECT, PH_TLS, PH_RELAY, PH_LINGER };
+enum phase { PH_SNIFF, PH_CONNECT, PH_RELAY, PH_HTTP };
 
 struct conn {
 	struct relay relay;         /* first: the relay callback gets it back */
@@ -41,21 +39,22 @@ struct conn {
 	enum action action;
 	enum protocol proto;
 	enum phase phase;
-	int app_fd, up_fd;
+	int app_fd;
 	bool relaying;
-	struct event *ev;           /* this phase's fd event */
-	struct event *timer;        /* sniff timeout, idle timeout, linger */
+	struct event *ev;           /* the sniff read */
+	struct event *timer;        /* sniff timeout, idle timeout */
 	struct buf *early;          /* app bytes read while sniffing */
 	bool app_eof;               /* ... and whether the app closed its side */
-	size_t lingered;
 	char name[SNIFF_NAME_MAX];  /* "" when none was recovered */
 	const char *name_from;
-	struct tls *tls;            /* upstream TLS on tls routes */
-	bool tls_done;
-	struct sockaddr_storage app, dst, up, up_local;   /* up: dialled */
+	struct upreq ur;            /* asking for the upstream connection */
+	bool ur_used;
+	struct upconn *uc;          /* the upstream connection */
+	struct exchange *x;         /* http connections */
+	struct exchange_report rep; /* ... and what they report */
+	struct sockaddr_storage app, dst, up;   /* up: dialled */
 	struct timespec start;      /* CLOCK_MONOTONIC */
-	uint64_t connect_deadline;  /* relay_now_ms() by which TCP+TLS are up */
-	char reason[128];
+	char reason[160];
 };
 
 static uint64_t elapsed_us(const struct timespec *since)
@@ -74,24 +73,32 @@ static void arm(struct event *ev, uint64_t ms)
 	event_add(ev, &tv);
 }
 
-static void up_port_ref(struct proxy *px, const struct sockaddr_storage *a,
-                        int delta)
-{
-	uint16_t p = addr_port((const struct sockaddr *)a);
-
-	if (p == 0)
-		return;
-	if (delta > 0 && px->up_ports[p] < UINT8_MAX)
-		px->up_ports[p]++;
-	else if (delta < 0 && px->up_ports[p] > 0 && px->up_ports[p] < UINT8_MAX)
-		px->up_ports[p]--;   /* a saturated count stays: safe side */
-}
-
 static void free_event(struct event **ev)
 {
 	if (*ev)
 		event_free(*ev);
 	*ev = NULL;
+}
+
+/* http connections: the first request's route and name stand for the
+ * connection, with totals over all of them. */
+static void report_http(const struct exchange_report *r, struct log_conn *lc)
+{
+	lc->name = r->name[0] ? r->name : NULL;
+	lc->name_from = r->name[0] ? "host" : NULL;
+	lc->route = r->routed && r->route ? r->route->name : NULL;
+	lc->action = r->routed ? action_str(r->action) : NULL;
+	lc->upstream = r->upstream.ss_family ? (struct sockaddr *)&r->upstream
+	                                     : NULL;
+	lc->tls = r->tls;
+	lc->tls_verify = r->tls_verify;
+	lc->tls_resumed = r->tls_resumed;
+	lc->tls_version = r->tls_version;
+	lc->tls_cipher = r->tls_cipher;
+	lc->bytes_up = r->bytes_up;
+	lc->bytes_down = r->bytes_down;
+	lc->http = true;
+	lc->requests = r->requests;
 }
 
 /* The only exit of a connection: logs one line, frees everything.
@@ -101,6 +108,7 @@ static void conn_close(struct conn *c, const char *outcome, const char *reason,
 {
 	struct proxy *px = c->px;
 	bool routed = c->cfg && c->phase != PH_SNIFF;
+	struct tls *t = c->uc ? c->uc->tls : NULL;
 	struct log_conn lc = {
 		.app = (struct sockaddr *)&c->app,
 		.dst = c->dst.ss_family ? (struct sockaddr *)&c->dst : NULL,
@@ -109,11 +117,11 @@ static void conn_close(struct conn *c, const char *outcome, const char *reason,
 		.route = routed && c->route ? c->route->name : NULL,
 		.action = routed ? action_str(c->action) : NULL,
 		.upstream = c->up.ss_family ? (struct sockaddr *)&c->up : NULL,
-		.tls = c->tls != NULL,
+		.tls = c->action == ACTION_TLS && c->up.ss_family,
 		.tls_verify = c->route && c->route->tls_verify,
-		.tls_resumed = c->tls_done && tls_resumed(c->tls),
-		.tls_version = c->tls_done ? tls_version(c->tls) : NULL,
-		.tls_cipher = c->tls_done ? tls_cipher(c->tls) : NULL,
+		.tls_resumed = t && tls_resumed(t),
+		.tls_version = t ? tls_version(t) : NULL,
+		.tls_cipher = t ? tls_cipher(t) : NULL,
 		.bytes_up = c->relay.h[RELAY_APP].nsent,
 		.bytes_down = c->relay.h[RELAY_UP].nsent,
 		.duration_us = elapsed_us(&c->start),
@@ -121,22 +129,24 @@ static void conn_close(struct conn *c, const char *outcome, const char *reason,
 		.reason = reason,
 	};
 
+	if (c->phase == PH_HTTP)
+		report_http(&c->rep, &lc);
 	clock_gettime(CLOCK_REALTIME, &lc.time);
 	logger_conn(px->log, &lc);
 
+	if (c->x)
+		exchange_free(c->x);
 	if (c->relaying)
 		relay_release(&c->relay);
-	if (c->tls)
-		tls_free(c->tls);
+	if (c->ur_used)
+		upreq_cancel(&c->ur);
+	if (c->uc)
+		upconn_release(c->uc, false, abort);
 	free_event(&c->ev);
 	free_event(&c->timer);
 	if (c->early)
 		bufpool_put(&px->pool, c->early);
 	socket_close(c->app_fd, abort);
-	if (c->up_fd >= 0) {
-		up_port_ref(px, &c->up_local, -1);
-		socket_close(c->up_fd, abort);
-	}
 	config_unref(c->cfg);
 	LIST_REMOVE(c, link);
 	px->nconns--;
@@ -153,8 +163,6 @@ static void close_errno(struct conn *c, const char *outcome, const char *what,
 }
 
 /* ------------------------------------------------------------ timer */
-
-static void on_timer(evutil_socket_t fd, short what, void *arg);
 
 static void sniff_done(struct conn *c, enum sniff_result r);
 
@@ -179,12 +187,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, "timeout", "idle timeout", true);
 		return;
 	}
-	case PH_LINGER:
-		conn_close(c, c->action == ACTION_DENY ? "denied" : "tls_failed",
-		           c->reason, false);
-		return;
 	case PH_CONNECT:
-	case PH_TLS:
+	case PH_HTTP:
 		break;
 	}
 }
@@ -201,17 +205,16 @@ static void start_relay(struct conn *c)
 {
 	struct proxy *px = c->px;
 
-	free_event(&c->ev);
-	if (relay_init(&c->relay, px->base, c->app_fd, c->up_fd, &px->pool,
+	if (relay_init(&c->relay, px->base, c->app_fd, c->uc->fd, &px->pool,
 	               on_relay_end) < 0) {
 		conn_close(c, "error", "out of memory", true);
 		return;
 	}
 	c->relaying = true;
 	c->phase = PH_RELAY;
-	if (c->tls)
-		relay_set_tls(&c->relay, RELAY_UP, c->tls);
-	relay_preload(&c->relay, c->early, c->app_eof);
+	if (c->uc->tls)
+		relay_set_tls(&c->relay, RELAY_UP, c->uc->tls);
+	relay_preload(&c->relay, RELAY_APP, c->early, c->app_eof);
 	c->early = NULL;
 	arm(c->timer, px->opt.idle_timeout_ms);
 	relay_start(&c->relay);   /* may close c: nothing follows */
@@ -219,194 +222,51 @@ static void start_relay(struct conn *c)
 
 /* ------------------------------------------------------------ dial */
 
-static void connected(struct conn *c);
-
-static void on_connect(evutil_socket_t fd, short what, void *arg)
+static void on_upconn(void *arg, struct upconn *uc, const char *outcome,
+                      const char *reason)
 {
 	struct conn *c = arg;
-	int err;
 
-	if (what & EV_TIMEOUT) {
-		conn_close(c, "connect_failed", "upstream connect timeout", true);
+	if (!uc) {
+		snprintf(c->reason, sizeof(c->reason), "%s", reason);
+		conn_close(c, outcome, c->reason, true);
 		return;
 	}
-	err = upstream_connect_result(fd);
-	if (err) {
-		close_errno(c, "connect_failed", "upstream connect", err);
-		return;
-	}
-	connected(c);
+	c->uc = uc;
+	start_relay(c);
 }
 
+/* A connection of its own (never pooled): TCP, then TLS on tls routes,
+ * both dialled by upgroup.c. */
 static void dial(struct conn *c)
 {
-	struct proxy *px = c->px;
-	bool in_progress;
+	struct pool_key key;
+	struct upgroup *g;
+	struct upconn *uc = NULL;
+	const char *outcome = NULL;
+	bool tls = c->action == ACTION_TLS;
 
 	c->phase = PH_CONNECT;
-	c->connect_deadline = relay_now_ms() + px->opt.connect_timeout_ms;
 	memcpy(&c->up, &c->dst, sizeof(c->up));
-	if (c->action == ACTION_TLS && c->route->tls_port) {
-		if (c->up.ss_family == AF_INET)
-			((struct sockaddr_in *)&c->up)->sin_port = htons(c->route->tls_port);
-		else
-			((struct sockaddr_in6 *)&c->up)->sin6_port = htons(c->route->tls_port);
-	}
-	c->up_fd = upstream_connect((struct sockaddr *)&c->up, &in_progress,
-	                            &c->up_local);
-	if (c->up_fd < 0) {
-		close_errno(c, "connect_failed", "upstream connect", errno);
-		return;
-	}
-	up_port_ref(px, &c->up_local, +1);
-	if (!in_progress) {
-		connected(c);
-		return;
-	}
-	c->ev = event_new(px->base, c->up_fd, EV_WRITE, on_connect, c);
-	if (!c->ev) {
+	if (tls && c->route->tls_port)
+		addr_set_port((struct sockaddr *)&c->up, c->route->tls_port);
+	memset(&key, 0, sizeof(key));
+	key.addr = c->up;
+	key.tls_ctx = tls ? c->route->tls : NULL;
+	snprintf(key.name, sizeof(key.name), "%s", c->name);
+	g = upgroup_get(c->px, &key, tls ? c->route->tls : NULL, c->cfg,
+	                c->route ? &c->route->pool : &c->cfg->pool);
+	if (!g) {
 		conn_close(c, "error", "out of memory", true);
 		return;
 	}
-	arm(c->ev, px->opt.connect_timeout_ms);
-}
-
-/* ------------------------------------------------------------ deny */
-
-static void on_linger_read(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	char sink[4096];
-	ssize_t n = recv(fd, sink, sizeof(sink), 0);
-
-	if (n > 0 && (c->lingered += (size_t)n) < LINGER_BYTES)
-		return;
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	conn_close(c, c->action == ACTION_DENY ? "denied" : "tls_failed",
-	           c->reason, false);
-}
-
-/* Ends a connection that will not reach its upstream, saying why: on
- * http, a response whose one-line body is c->reason, then a lingering
- * close so the app reads it; otherwise a close (a reset when abort). */
-static void refuse(struct conn *c, int status, const char *outcome, bool abort)
-{
-	char resp[512];
-	int n;
-
-	if (c->proto != PROTO_HTTP) {
-		conn_close(c, outcome, c->reason, abort);
-		return;
+	memset(&c->ur, 0, sizeof(c->ur));
+	c->ur.fresh = true;
+	c->ur_used = true;
+	if (upreq_start(&c->ur, g, on_upconn, c, &uc, &outcome) < 0) {
+		snprintf(c->reason, sizeof(c->reason), "%s", c->ur.reason);
+		conn_close(c, outcome, c->reason, true);
 	}
-	n = snprintf(resp, sizeof(resp),
-	             "HTTP/1.1 %d %s\r\n"
-	             "Content-Type: text/plain\r\n"
-	             "Content-Length: %zu\r\n"
-	             "Connection: close\r\n"
-	             "\r\n"
-	             "attache: %s\n", status,
-	             status == 403 ? "Forbidden" : "Bad Gateway",
-	             strlen(c->reason) + 10, c->reason);
-	/* A fresh socket takes a few hundred bytes at once; if it does not,
-	 * the app gets a cut response, never anything else. */
-	(void)send(c->app_fd, resp, (size_t)n, MSG_NOSIGNAL);
-	shutdown(c->app_fd, SHUT_WR);
-	free_event(&c->ev);
-	if (c->app_eof) {
-		conn_close(c, outcome, c->reason, false);
-		return;
-	}
-	c->phase = PH_LINGER;
-	c->ev = event_new(c->px->base, c->app_fd, EV_READ | EV_PERSIST,
-	                  on_linger_read, c);
-	if (!c->ev) {
-		conn_close(c, outcome, c->reason, false);
-		return;
-	}
-	event_add(c->ev, NULL);
-	arm(c->timer, LINGER_MS);
-}
-
-static void deny(struct conn *c)
-{
-	if (c->route)
-		snprintf(c->reason, sizeof(c->reason), "denied by route '%s'",
-		         c->route->name);
-	else
-		snprintf(c->reason, sizeof(c->reason),
-		         "denied by the default policy");
-	refuse(c, 403, "denied", false);
-}
-
-/* Fail closed: the app gets no upstream byte, and a reason. */
-static void tls_refuse(struct conn *c, const char *why)
-{
-	snprintf(c->reason, sizeof(c->reason), "upstream %s", why);
-	refuse(c, 502, "tls_failed", true);
-}
-
-/* ------------------------------------------------------------ tls */
-
-static void tls_step(struct conn *c);
-
-static void on_tls_event(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-
-	if (what & EV_TIMEOUT) {
-		tls_refuse(c, "TLS handshake timeout");
-		return;
-	}
-	tls_step(c);
-}
-
-static void tls_step(struct conn *c)
-{
-	short want = 0;
-	int r = tls_handshake(c->tls, &want);
-	uint64_t now = relay_now_ms();
-
-	if (r == 1) {
-		c->tls_done = true;
-		free_event(&c->ev);
-		start_relay(c);
-		return;
-	}
-	if (r == TLS_FAIL) {
-		tls_refuse(c, tls_error(c->tls));
-		return;
-	}
-	free_event(&c->ev);
-	c->ev = event_new(c->px->base, c->up_fd, want, on_tls_event, c);
-	if (!c->ev) {
-		conn_close(c, "error", "out of memory", true);
-		return;
-	}
-	/* One deadline for TCP and TLS together: the connect timeout. */
-	arm(c->ev, c->connect_deadline > now ? c->connect_deadline - now : 1);
-}
-
-static void start_tls(struct conn *c)
-{
-	free_event(&c->ev);
-	c->phase = PH_TLS;
-	c->tls = tls_new(c->route->tls, c->up_fd, c->name,
-	                 (struct sockaddr *)&c->up, &c->px->pool);
-	if (!c->tls) {
-		conn_close(c, "error", "out of memory", true);
-		return;
-	}
-	tls_step(c);
-}
-
-/* TCP is up: TLS first on tls routes, else relay at once. */
-static void connected(struct conn *c)
-{
-	if (c->action == ACTION_TLS)
-		start_tls(c);
-	else
-		start_relay(c);
 }
 
 /* ------------------------------------------------------------ route */
@@ -420,19 +280,52 @@ static void decide(struct conn *c)
 		c->name_from = "route";
 	}
 	c->action = c->route ? c->route->action : c->cfg->default_action;
+	c->phase = PH_CONNECT;
 	if (c->action == ACTION_DENY) {
-		deny(c);
+		if (c->route)
+			snprintf(c->reason, sizeof(c->reason),
+			         "denied by route '%s'", c->route->name);
+		else
+			snprintf(c->reason, sizeof(c->reason),
+			         "denied by the default policy");
+		conn_close(c, "denied", c->reason, false);
 		return;
 	}
 	if (c->action == ACTION_TLS && c->route->tls_verify && !c->name[0]) {
 		/* Never send without verification: no name, nothing to verify. */
-		snprintf(c->reason, sizeof(c->reason), "no host name to verify the "
-		         "upstream against (the app sent none; set the route's "
-		         "hostname)");
-		refuse(c, 502, "tls_failed", true);
+		conn_close(c, "tls_failed", "no host name to verify the upstream "
+		           "against (the app sent none; set the route's "
+		           "hostname)", true);
 		return;
 	}
 	dial(c);
+}
+
+/* ------------------------------------------------------------ http */
+
+static void on_exchange_end(void *arg, const char *outcome, const char *reason,
+                            bool abort)
+{
+	struct conn *c = arg;
+
+	if (reason) {
+		snprintf(c->reason, sizeof(c->reason), "%s", reason);
+		reason = c->reason;
+	}
+	conn_close(c, outcome, reason ? reason : "closed", abort);
+}
+
+static void start_http(struct conn *c)
+{
+	c->phase = PH_HTTP;
+	c->x = exchange_new(c->px, c->cfg, c->app_fd, (struct sockaddr *)&c->app,
+	                    (struct sockaddr *)&c->dst, NULL, false, &c->rep,
+	                    on_exchange_end, c);
+	if (!c->x) {
+		conn_close(c, "error", "out of memory", true);
+		return;
+	}
+	exchange_start(c->x);   /* may close c: nothing follows */
 }
 
 /* ------------------------------------------------------------ sniff */
@@ -443,7 +336,6 @@ static void sniff_done(struct conn *c, enum sniff_result r)
 	event_del(c->timer);
 	if (r != SNIFF_FOUND)
 		c->name[0] = '\0';
-	c->phase = PH_CONNECT;
 	decide(c);
 }
 
@@ -469,33 +361,14 @@ static void on_sniff_read(evutil_socket_t fd, short what, void *arg)
 	b->tail += (uint32_t)n;
 	if (n == 0)
 		c->app_eof = true;
-	if (c->proto == PROTO_HTTP) {
-		r = sniff_http_host(b->data, buf_len(b), c->name);
-		c->name_from = "host";
-	} else {
-		r = sniff_tls_sni(b->data, buf_len(b), c->name);
-		c->name_from = "sni";
-	}
+	r = sniff_tls_sni(b->data, buf_len(b), c->name);
+	c->name_from = "sni";
 	if (r == SNIFF_MORE && !c->app_eof && buf_len(b) < max)
 		return;
 	sniff_done(c, r);
 }
 
 /* ------------------------------------------------------------ accept */
-
-/* Is peer one of our own upstream sockets, redirected back to us? */
-static bool is_own_upstream(struct proxy *px, const struct sockaddr *peer)
-{
-	struct conn *c;
-
-	if (px->up_ports[addr_port(peer)] == 0)
-		return false;
-	LIST_FOREACH(c, &px->conns, link)
-		if (c->up_fd >= 0 &&
-		    addr_equal((struct sockaddr *)&c->up_local, peer))
-			return true;
-	return false;
-}
 
 void conn_accept(struct proxy *px, int fd, const struct sockaddr *peer,
                  const struct sockaddr *local)
@@ -511,7 +384,6 @@ void conn_accept(struct proxy *px, int fd, const struct sockaddr *peer,
 	clock_gettime(CLOCK_MONOTONIC, &c->start);
 	c->px = px;
 	c->app_fd = fd;
-	c->up_fd = -1;
 	c->phase = PH_SNIFF;
 	memcpy(&c->app, peer, addr_len(peer));
 	LIST_INSERT_HEAD(&px->conns, c, link);
@@ -527,7 +399,7 @@ void conn_accept(struct proxy *px, int fd, const struct sockaddr *peer,
 		conn_close(c, "rejected", origdst_verdict_str(v), false);
 		return;
 	}
-	if (is_own_upstream(px, peer)) {
+	if (upconn_is_local(px, peer)) {
 		conn_close(c, "rejected", "loop: attache's own upstream "
 		           "connection was redirected back to it (run attache "
 		           "as the uid given to attache-init --proxy-uid)", true);
@@ -541,9 +413,12 @@ void conn_accept(struct proxy *px, int fd, const struct sockaddr *peer,
 		return;
 	}
 	c->proto = route_protocol(c->cfg, (struct sockaddr *)&c->dst);
+	if (c->proto == PROTO_HTTP) {
+		start_http(c);
+		return;
+	}
 	if (c->proto == PROTO_TCP) {
 		/* Server-first protocols must not wait: dial at once. */
-		c->phase = PH_CONNECT;
 		decide(c);
 		return;
 	}

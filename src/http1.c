@@ -1,6 +1,7 @@
 #include "attache/http1.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -557,4 +558,40 @@ size_t http1_rewrite(const struct http1_head *h, const uint8_t *base,
 		ok = put(out, cap, &o, "Connection: close\r\n", 19);
 	ok = ok && put(out, cap, &o, "\r\n", 2);
 	return ok ? o : 0;
+}
+
+/* ---------------------------------------------------------- our own */
+
+const char *http1_status_text(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Error";
+	}
+}
+
+size_t http1_error_response(char *out, size_t cap, int status,
+                            const char *reason, const char *extra, bool close)
+{
+	int n = snprintf(out, cap,
+	                 "HTTP/1.1 %d %s\r\n"
+	                 "Content-Type: text/plain\r\n"
+	                 "Content-Length: %zu\r\n"
+	                 "%s%s"
+	                 "\r\n"
+	                 "attache: %s\n",
+	                 status, http1_status_text(status), strlen(reason) + 10,
+	                 close ? "Connection: close\r\n" : "",
+	                 extra ? extra : "", reason);
+
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }

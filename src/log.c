@@ -147,6 +147,8 @@ size_t log_format_conn(char *out, size_t cap, const struct log_conn *c)
 	} else {
 		sb_puts(&b, ",\"tls\":null");
 	}
+	if (c->http)
+		sb_printf(&b, ",\"requests\":%u", c->requests);
 	sb_printf(&b, ",\"bytes_up\":%llu,\"bytes_down\":%llu,"
 	          "\"duration_ms\":%llu.%03llu,\"outcome\":",
 	          (unsigned long long)c->bytes_up,
@@ -156,6 +158,60 @@ size_t log_format_conn(char *out, size_t cap, const struct log_conn *c)
 	sb_json_str(&b, c->outcome);
 	sb_puts(&b, ",\"reason\":");
 	sb_json_str(&b, c->reason);
+	sb_puts(&b, "}\n");
+	if (!b.ok)
+		return 0;
+	out[b.len] = '\0';
+	return b.len;
+}
+
+size_t log_format_req(char *out, size_t cap, const struct log_req *r)
+{
+	struct sb b = { out, 0, cap, true };
+	char ts[32];
+
+	log_format_time(&r->time, ts);
+	sb_puts(&b, "{\"time\":");
+	sb_json_str(&b, ts);
+	sb_puts(&b, ",\"kind\":\"request\",\"app\":");
+	sb_json_addr(&b, r->app);
+	sb_puts(&b, ",\"dst\":");
+	sb_json_addr(&b, r->dst);
+	sb_puts(&b, ",\"host\":");
+	sb_json_str_or_null(&b, r->host);
+	sb_puts(&b, ",\"route\":");
+	sb_json_str_or_null(&b, r->route);
+	sb_puts(&b, ",\"action\":");
+	sb_json_str_or_null(&b, r->action);
+	sb_puts(&b, ",\"method\":");
+	sb_json_str_or_null(&b, r->method && r->method[0] ? r->method : NULL);
+	sb_puts(&b, ",\"path\":");
+	sb_json_str_or_null(&b, r->target && r->target[0] ? r->target : NULL);
+	if (r->status)
+		sb_printf(&b, ",\"status\":%d", r->status);
+	else
+		sb_puts(&b, ",\"status\":null");
+	sb_puts(&b, ",\"upstream\":");
+	sb_json_addr(&b, r->upstream);
+	sb_puts(&b, ",\"conn\":");
+	sb_json_str_or_null(&b, r->conn);
+	sb_printf(&b, ",\"conn_requests\":%u", r->conn_requests);
+	if (r->tls) {
+		sb_puts(&b, ",\"tls\":{\"version\":");
+		sb_json_str_or_null(&b, r->tls_version);
+		sb_printf(&b, ",\"resumed\":%s}", r->tls_resumed ? "true" : "false");
+	} else {
+		sb_puts(&b, ",\"tls\":null");
+	}
+	sb_printf(&b, ",\"bytes_up\":%llu,\"bytes_down\":%llu,"
+	          "\"duration_ms\":%llu.%03llu,\"outcome\":",
+	          (unsigned long long)r->bytes_up,
+	          (unsigned long long)r->bytes_down,
+	          (unsigned long long)(r->duration_us / 1000),
+	          (unsigned long long)(r->duration_us % 1000));
+	sb_json_str(&b, r->outcome);
+	sb_puts(&b, ",\"reason\":");
+	sb_json_str_or_null(&b, r->reason);
 	sb_puts(&b, "}\n");
 	if (!b.ok)
 		return 0;
@@ -210,16 +266,20 @@ struct logger *logger_new(struct event_base *base, int fd)
 	return lg;
 }
 
-void logger_conn(struct logger *lg, const struct log_conn *c)
+/* Appends one line that format() writes; flushes at the high mark, or
+ * after a short while. */
+static void logger_line(struct logger *lg, const char *what,
+                        size_t (*format)(char *, size_t, const void *),
+                        const void *arg)
 {
 	static const struct timeval flush_after = { 0, 50 * 1000 };
 	size_t n;
 
 	if (LOGGER_CAP - lg->len < LOGGER_LINE_MAX)
 		logger_flush(lg);
-	n = log_format_conn(lg->buf + lg->len, LOGGER_CAP - lg->len, c);
+	n = format(lg->buf + lg->len, LOGGER_CAP - lg->len, arg);
 	if (n == 0) {
-		log_warn("a connection log line did not fit in %d bytes",
+		log_warn("a %s log line did not fit in %d bytes", what,
 		         LOGGER_LINE_MAX);
 		return;
 	}
@@ -230,6 +290,26 @@ void logger_conn(struct logger *lg, const struct log_conn *c)
 		evtimer_add(lg->flush_ev, &flush_after);
 		lg->armed = true;
 	}
+}
+
+static size_t format_conn(char *out, size_t cap, const void *c)
+{
+	return log_format_conn(out, cap, c);
+}
+
+static size_t format_req(char *out, size_t cap, const void *r)
+{
+	return log_format_req(out, cap, r);
+}
+
+void logger_conn(struct logger *lg, const struct log_conn *c)
+{
+	logger_line(lg, "connection", format_conn, c);
+}
+
+void logger_req(struct logger *lg, const struct log_req *r)
+{
+	logger_line(lg, "request", format_req, r);
 }
 
 void logger_free(struct logger *lg)

@@ -13,6 +13,7 @@
 #include "attache/options.h"
 #include "attache/proxy.h"
 #include "attache/tls.h"
+#include "attache/upgroup.h"
 
 /* Keep a few freed buffers for the next burst; beyond that, return them. */
 #define POOL_KEEP 64
@@ -87,6 +88,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	listener_drain(px);
 }
 
+/* Idle upstream connections are closed within a second of their time. */
+static const struct timeval pool_tick = { 1, 0 };
+
+static void on_pool_timer(evutil_socket_t fd, short what, void *arg)
+{
+	upgroup_expire(arg);
+}
+
 int main(int argc, char **argv)
 {
 	struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
@@ -138,24 +147,29 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	LIST_INIT(&px->conns);
+	LIST_INIT(&px->groups);
+	LIST_INIT(&px->upconns);
 	bufpool_init(&px->pool, POOL_KEEP);
 	px->log = logger_new(px->base, STDOUT_FILENO);
 	sigterm = evsignal_new(px->base, SIGTERM, on_signal, px);
 	sigint = evsignal_new(px->base, SIGINT, on_signal, px);
 	sighup = evsignal_new(px->base, SIGHUP, on_sighup, px);
-	if (!px->log || !sigterm || !sigint || !sighup) {
+	px->pool_timer = event_new(px->base, -1, EV_PERSIST, on_pool_timer, px);
+	if (!px->log || !sigterm || !sigint || !sighup || !px->pool_timer) {
 		log_error("out of memory");
 		goto out;
 	}
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 	evsignal_add(sighup, NULL);
+	event_add(px->pool_timer, &pool_tick);
 	if (listener_open(px) < 0)
 		goto out;
 
 	event_base_dispatch(px->base);
 	/* Only a drain ends the loop; whatever it left is closed and logged. */
 	conn_close_all(px, "drained", "shutdown");
+	upgroup_drain(px);
 	log_info("stopped");
 	rc = 0;
 out:
@@ -166,6 +180,8 @@ out:
 		event_free(sigint);
 	if (sighup)
 		event_free(sighup);
+	if (px->pool_timer)
+		event_free(px->pool_timer);
 	logger_free(px->log);
 	bufpool_drain(&px->pool);
 	if (px->base)

@@ -273,11 +273,11 @@ void relay_set_tls(struct relay *r, int which, struct tls *t)
 	r->h[which].tls = t;
 }
 
-void relay_preload(struct relay *r, struct buf *b, bool app_eof)
+void relay_preload(struct relay *r, int which, struct buf *b, bool eof)
 {
-	struct half *h = &r->h[RELAY_APP];
+	struct half *h = &r->h[which];
 
-	h->rd_eof = app_eof;
+	h->rd_eof = eof;
 	if (b && buf_len(b) > 0)
 		h->in = b;
 	else if (b)
@@ -286,9 +286,14 @@ void relay_preload(struct relay *r, struct buf *b, bool app_eof)
 
 void relay_start(struct relay *r)
 {
-	struct half *app = &r->h[RELAY_APP];
+	struct half *up = &r->h[RELAY_UP], *app = &r->h[RELAY_APP];
 
-	set_read(&r->h[RELAY_UP], true);
+	if (up->in || up->rd_eof) {
+		if (flush(up) < 0)
+			return;   /* the relay ended */
+	} else {
+		set_read(up, true);
+	}
 	if (app->in || app->rd_eof)
 		(void)flush(app);   /* may end the relay: nothing follows */
 	else

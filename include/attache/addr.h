@@ -29,6 +29,7 @@ bool addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 bool addr_is_loopback(const struct sockaddr *sa);
 
 uint16_t addr_port(const struct sockaddr *sa);
+void addr_set_port(struct sockaddr *sa, uint16_t port);
 
 /* sizeof the sockaddr for sa's family, 0 if unknown. */
 socklen_t addr_len(const struct sockaddr *sa);

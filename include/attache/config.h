@@ -27,6 +27,23 @@ struct port_range {
 	uint16_t lo, hi;       /* inclusive */
 };
 
+/* A route's pooling, as the config states it. */
+struct pool_limits {
+	unsigned max_idle;            /* idle connections kept per upstream */
+	uint64_t idle_timeout_ms;     /* ... for at most this long */
+	unsigned max_per_upstream;    /* open connections; 0: no limit */
+	unsigned max_requests;        /* per connection; 0: no limit */
+	unsigned queue_max;           /* requests waiting for a connection */
+	uint64_t queue_timeout_ms;    /* ... each for at most this long */
+};
+
+#define POOL_DEFAULT_MAX_IDLE 16
+#define POOL_DEFAULT_IDLE_TIMEOUT_MS 30000
+#define POOL_DEFAULT_MAX_PER_UPSTREAM 64
+#define POOL_DEFAULT_MAX_REQUESTS 1000
+#define POOL_DEFAULT_QUEUE_MAX 256
+#define POOL_DEFAULT_QUEUE_TIMEOUT_MS 5000
+
 struct route {
 	char *name;
 	struct cidr *cidrs;
@@ -42,6 +59,9 @@ struct route {
 	struct tls_ctx *tls;   /* trust, versions, client cert, pins, sessions */
 	uint16_t tls_port;     /* 0: the original port */
 	bool tls_verify;       /* false only with an explicit verify: false */
+	/* protocol http: */
+	struct pool_limits pool;
+	bool via;              /* add "Via: 1.1 attache" to requests */
 	unsigned line;         /* where it was written, for messages */
 };
 
@@ -55,6 +75,7 @@ struct config {
 	size_t nhttp_ports;
 	uint64_t sniff_timeout_ms;
 	uint32_t sniff_max_bytes;
+	struct pool_limits pool;   /* top-level pool:, the routes' default */
 	struct route *routes;
 	size_t nroutes;
 };

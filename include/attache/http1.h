@@ -98,4 +98,14 @@ bool http1_hop_by_hop(const struct http1_head *h, const uint8_t *base,
 size_t http1_rewrite(const struct http1_head *h, const uint8_t *base,
                      bool close, uint8_t *out, size_t cap);
 
+/* A complete response of ours (an error: 400, 403, 502, 503, ...) whose
+ * one-line body is "attache: <reason>", with Connection: close when
+ * close is set. extra, if not NULL, is one more header line with its
+ * CRLF. Returns the length, or 0 if it does not fit in cap. */
+size_t http1_error_response(char *out, size_t cap, int status,
+                            const char *reason, const char *extra, bool close);
+
+/* The reason phrase of a status we send, e.g. "Bad Gateway". */
+const char *http1_status_text(int status);
+
 #endif

@@ -28,10 +28,37 @@ struct log_conn {
 	const char *tls_cipher;
 	uint64_t bytes_up;             /* app -> upstream */
 	uint64_t bytes_down;           /* upstream -> app */
+	bool http;                     /* an http connection: */
+	unsigned requests;             /* ... its requests */
 	uint64_t duration_us;
 	const char *outcome;           /* one word: ok, rejected, ... */
 	const char *reason;            /* what happened, in words */
 };
+
+/* What one request line says (http routes: one per request, besides the
+ * connection's line). */
+struct log_req {
+	struct timespec time;          /* wall clock at its end */
+	const struct sockaddr *app;
+	const struct sockaddr *dst;
+	const char *host;              /* from Host, or the route's hostname */
+	const char *route;
+	const char *action;
+	const char *method;            /* "" before the head was read */
+	const char *target;
+	int status;                    /* 0: no response */
+	const struct sockaddr *upstream;
+	const char *conn;              /* "new", "reused", NULL: none */
+	unsigned conn_requests;        /* this one included */
+	bool tls, tls_resumed;
+	const char *tls_version;
+	uint64_t bytes_up, bytes_down; /* heads and bodies, as on the wire */
+	uint64_t duration_us;
+	const char *outcome;
+	const char *reason;            /* NULL: none; a broken rule's name */
+};
+
+size_t log_format_req(char *out, size_t cap, const struct log_req *r);
 
 /* Formats c as one JSON object and a newline into out. Returns the length,
  * or 0 if it does not fit in cap (nothing useful is left in out then). */
@@ -46,6 +73,7 @@ struct logger;
 
 struct logger *logger_new(struct event_base *base, int fd);
 void logger_conn(struct logger *lg, const struct log_conn *c);
+void logger_req(struct logger *lg, const struct log_req *r);
 void logger_flush(struct logger *lg);
 void logger_free(struct logger *lg);   /* flushes first */
 

@@ -30,6 +30,9 @@ struct proxy {
 
 	LIST_HEAD(conn_list, conn) conns;
 	size_t nconns;
+	LIST_HEAD(upgroup_list, upgroup) groups;   /* upstreams in use */
+	LIST_HEAD(upconn_list, upconn) upconns;    /* their sockets, lent out */
+	struct event *pool_timer;  /* closes idle upstreams past their time */
 	/* Called by conn.c after a connection freed its fds: the listener
 	 * resumes a paused accept and finishes a drain from here. */
 	void (*conn_closed)(struct proxy *px);
@@ -45,7 +48,8 @@ struct proxy {
 
 	/* How many of our upstream sockets use each local port: a connection
 	 * accepted from one of them is our own traffic come back (the redirect
-	 * does not exclude our uid), and relaying it would loop. */
+	 * does not exclude our uid), and relaying it would loop. upgroup.c
+	 * keeps the count. */
 	uint8_t up_ports[65536];
 };
 

@@ -61,10 +61,11 @@ ATT_MUST_CHECK int relay_init(struct relay *r, struct event_base *base,
                               int app_fd, int up_fd, struct bufpool *pool,
                               relay_end_fn end);
 
-/* Hands the relay bytes already read from the app (while sniffing its
- * first message) to be written upstream first; app_eof if the app already
- * closed its side. b is owned by the relay from here. Before relay_start. */
-void relay_preload(struct relay *r, struct buf *b, bool app_eof);
+/* Hands the relay bytes already read from one side (the app's first
+ * message, read while sniffing; what followed an upgrade's head) to be
+ * written to the other first; eof if that side already closed. b (may be
+ * NULL) is owned by the relay from here. Before relay_start. */
+void relay_preload(struct relay *r, int which, struct buf *b, bool eof);
 
 /* Puts TLS (already handshaken) on one half; the relay reads and writes
  * through it and ends a closed direction with close_notify. Before

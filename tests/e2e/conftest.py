@@ -180,15 +180,18 @@ class World:
         with open(self.err_path, errors="replace") as f:
             return f.read()
 
-    def log(self):
+    def log(self, kind="conn"):
+        """The access log's lines of one kind: "conn" (one per connection)
+        or "request" (one per request on http routes)."""
         with open(self.log_path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            lines = [json.loads(line) for line in f if line.strip()]
+        return [e for e in lines if e.get("kind", "conn") == kind]
 
-    def wait_log(self, pred, timeout=10, count=1):
-        """Waits until `count` log lines satisfy pred; returns them."""
+    def wait_log(self, pred, timeout=10, count=1, kind="conn"):
+        """Waits until `count` log lines of kind satisfy pred; returns them."""
         deadline = time.monotonic() + timeout
         while True:
-            hits = [e for e in self.log() if pred(e)]
+            hits = [e for e in self.log(kind) if pred(e)]
             if len(hits) >= count:
                 return hits
             if time.monotonic() > deadline:

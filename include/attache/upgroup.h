@@ -1,0 +1,115 @@
+/* Upstream connections for HTTP exchanges: dialled (TCP, then TLS on tls
+ * routes), lent to one request at a time, kept idle between requests, and
+ * bounded per upstream.
+ *
+ * A group is everything that may share connections: one pool key
+ * (address, port, TLS context, name; see pool.h). It counts its open
+ * connections (busy, idle and being dialled) against max_per_upstream;
+ * over it, requests wait in a bounded queue, first come first served,
+ * each with a timeout. A connection coming back goes straight to the
+ * first waiter; one closing lets the first waiter dial.
+ *
+ * Everything here runs on the event loop and calls back from events only:
+ * a caller is never re-entered from inside one of its own calls. */
+#ifndef ATTACHE_UPGROUP_H
+#define ATTACHE_UPGROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "attache/config.h"
+#include "attache/pool.h"
+
+struct event;
+struct proxy;
+struct tls;
+struct tls_ctx;
+
+struct upgroup {
+	LIST_ENTRY(upgroup) link;     /* proxy.groups */
+	struct proxy *px;
+	struct pool_key key;
+	struct tls_ctx *tls;          /* NULL: plain TCP */
+	struct config *cfg;           /* a reference: keeps tls alive */
+	struct pool_limits lim;
+	struct pool idle;
+	unsigned nopen;               /* busy + idle + dialling */
+	TAILQ_HEAD(upwait_list, upreq) waiting;
+	unsigned nwaiting;
+	unsigned pins;                /* callers inside a call that may free g */
+	struct {
+		uint64_t dialled, reused, queued, queue_full, queue_timeout;
+	} stats;
+};
+
+/* One upstream connection while a request holds it (or while dialled). */
+struct upconn {
+	LIST_ENTRY(upconn) link;      /* proxy.upconns: for loop detection */
+	struct upgroup *g;
+	int fd;
+	struct tls *tls;              /* NULL: plain TCP */
+	struct sockaddr_storage local;
+	unsigned requests;            /* requests sent on it before this one */
+	bool reused;                  /* came from the pool */
+};
+
+/* The answer to an upreq: uc, or NULL with outcome ("connect_failed",
+ * "tls_failed", "overloaded") and reason (kept in the upreq). */
+typedef void (*upreq_fn)(void *arg, struct upconn *uc, const char *outcome,
+                         const char *reason);
+
+/* A request for a connection; owned (and embedded) by the caller. */
+struct upreq {
+	TAILQ_ENTRY(upreq) link;
+	struct upgroup *g;
+	upreq_fn done;
+	void *arg;
+	struct event *ev;             /* dial / handshake / queue timeout */
+	struct upconn *uc;            /* being dialled, or handed over */
+	uint64_t deadline_ms;         /* TCP and TLS together */
+	int phase;                    /* internal */
+	const char *outcome;          /* why a dial failed at once */
+	bool fresh;                   /* a dedicated connection (a relay, a
+	                                 tunnel): never pooled, not limited */
+	char reason[160];
+};
+
+/* The group for key on this proxy, made on first use with lim (a later
+ * caller with other limits joins the first one's group: limits belong to
+ * a route, and a key includes the route's TLS context). tls may be NULL.
+ * cfg is referenced while the group lives. NULL when out of memory. */
+struct upgroup *upgroup_get(struct proxy *px, const struct pool_key *key,
+                            struct tls_ctx *tls, struct config *cfg,
+                            const struct pool_limits *lim);
+
+/* Asks for a connection (r zeroed, r->fresh set as wanted). Returns 1 with *ucp set when an idle one was
+ * healthy, -1 when it failed at once (outcome and reason in *ucp's
+ * place: see upreq_fn; r->reason holds the text), or 0 when r->done will
+ * be called from an event later. */
+int upreq_start(struct upreq *r, struct upgroup *g, upreq_fn done, void *arg,
+                struct upconn **ucp, const char **outcome);
+
+/* Gives up a pending request (the app went away). */
+void upreq_cancel(struct upreq *r);
+
+/* Returns a connection after a request: kept for the next one when
+ * reusable, else closed (abort: as a reset). */
+void upconn_release(struct upconn *uc, bool reusable, bool abort);
+
+/* Closes idle connections past their time, on every group. */
+void upgroup_expire(struct proxy *px);
+
+/* Closes every idle connection (shutdown). */
+void upgroup_drain(struct proxy *px);
+
+/* Counts (delta +1/-1) an upstream socket's local port in
+ * proxy.up_ports. */
+void proxy_up_port(struct proxy *px, const struct sockaddr_storage *a,
+                   int delta);
+
+/* Is addr the local address of one of our upstream sockets? */
+bool upconn_is_local(struct proxy *px, const struct sockaddr *addr);
+
+#endif

@@ -1,0 +1,1141 @@
+/* One app connection on an http route, request by request:
+ *
+ *   HEAD ─► route ─► (deny: 403) ─► WAIT for an upstream connection ─►
+ *   EXCH (request out, response back, both streamed) ─► done ─► HEAD ...
+ *                                    └─ 101 / CONNECT 2xx ─► TUNNEL (relay)
+ *
+ * One pump moves whatever can move and then asks for the events it
+ * lacks; readiness is remembered (rd/wr flags), so a request costs one
+ * read and one write each way when it fits in a buffer. */
+#include "attache/exchange.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attache/addr.h"
+#include "attache/buf.h"
+#include "attache/http1.h"
+#include "attache/log.h"
+#include "attache/proxy.h"
+#include "attache/relay.h"
+#include "attache/route.h"
+#include "attache/tls.h"
+#include "attache/upgroup.h"
+#include "attache/upstream.h"
+
+#define LINGER_MS 1000
+#define LINGER_BYTES (64 * 1024)
+#define VIA_LINE "Via: 1.1 attache\r\n"
+
+enum xstate { XS_HEAD, XS_WAIT, XS_EXCH, XS_TUNNEL, XS_LINGER };
+
+/* One side's socket: events and what we know of its readiness. */
+struct side {
+	int fd;
+	struct tls *tls;            /* upstream on tls routes; not owned */
+	struct event *rev, *wev;
+	bool rd_on, wr_on;          /* events added */
+	bool rd_ready, wr_ready;    /* worth a syscall without an event */
+	short tls_rd_want, tls_wr_want;   /* TLS: the event a read / write
+	                                     waits for (0: as named) */
+	size_t tls_wlen;            /* a TLS write to repeat with this length */
+};
+
+struct exchange {
+	struct proxy *px;
+	struct config *cfg;
+	struct exchange_report *rep;
+	exchange_end_fn end;
+	void *arg;
+	struct sockaddr_storage app_addr, dst;
+	enum xstate st;
+	struct side a, u;           /* the app, the upstream */
+	struct event *timer;        /* idle timeout, linger */
+	uint64_t last_active_ms;
+	bool app_eof;
+	struct buf *ain, *aout, *uin, *uout;
+	/* the request in flight */
+	struct http1 rq, rs;
+	struct http1_head h;        /* the head being parsed (either way) */
+	const struct route *route;
+	enum action action;
+	char host[SNIFF_NAME_MAX];
+	char method[24], target[256];
+	int status;                 /* 0 until the response head came */
+	bool head_req, upgrade_req, connect_req, keep_alive, req_11;
+	bool tunnel;                /* the upstream agreed to the upgrade */
+	bool req_done, resp_head, resp_done, resp_to_eof;
+	bool app_close;             /* close the app's side after this one */
+	bool up_reusable;
+	uint32_t req_ready, resp_ready; /* checked body bytes at ain/uin head */
+	uint64_t req_bytes, resp_bytes; /* this request, as we wrote it */
+	struct timespec req_start;
+	struct upreq ur;
+	bool ur_used;
+	struct upconn *uc;
+	struct relay relay;         /* the tunnel */
+	bool relaying;
+	size_t lingered;
+	const char *outcome;        /* ours, when we answered the request */
+	char reason[192];
+};
+
+static void pump(struct exchange *x);
+static void finish(struct exchange *x, const char *outcome,
+                   const char *reason, bool abort);
+
+static uint64_t us_since(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)(now.tv_sec - since->tv_sec) * 1000000u +
+	       (uint64_t)((now.tv_nsec - since->tv_nsec) / 1000);
+}
+
+static void arm(struct event *ev, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	event_add(ev, &tv);
+}
+
+/* ------------------------------------------------------------ buffers */
+
+static struct buf **bufp(struct exchange *x, int which)
+{
+	struct buf **all[] = { &x->ain, &x->aout, &x->uin, &x->uout };
+
+	return all[which];
+}
+
+static struct buf *need(struct exchange *x, struct buf **b)
+{
+	if (!*b)
+		*b = bufpool_get(&x->px->pool);
+	return *b;
+}
+
+/* Gives back a buffer with nothing pending: idle connections hold none. */
+static void give_back(struct exchange *x, struct buf **b)
+{
+	if (*b && buf_len(*b) == 0) {
+		bufpool_put(&x->px->pool, *b);
+		*b = NULL;
+	}
+}
+
+static size_t blen(const struct buf *b)
+{
+	return b ? buf_len(b) : 0;
+}
+
+/* ------------------------------------------------------------ io */
+
+enum { IO_AGAIN = -1, IO_ERR = -2 };
+
+static void side_set_read(struct side *s, bool on)
+{
+	if (on == s->rd_on)
+		return;
+	s->rd_on = on;
+	if (on)
+		event_add(s->rev, NULL);
+	else
+		event_del(s->rev);
+}
+
+static void side_set_write(struct side *s, bool on)
+{
+	if (on == s->wr_on)
+		return;
+	s->wr_on = on;
+	if (on)
+		event_add(s->wev, NULL);
+	else
+		event_del(s->wev);
+}
+
+/* Reads into b: >0, 0 at EOF, IO_AGAIN, or IO_ERR with errno set (or
+ * EPROTO for TLS, whose reason tls_error() gives). */
+static ssize_t side_read(struct side *s, struct buf *b)
+{
+	ssize_t n;
+	short want = 0;
+
+	if (buf_room(b) < BUF_SIZE / 4)
+		buf_compact(b);
+	if (s->tls) {
+		s->tls_rd_want = 0;
+		n = tls_read(s->tls, b->data + b->tail, buf_room(b), &want);
+		if (n == TLS_AGAIN) {
+			s->tls_rd_want = want;
+			s->rd_ready = false;
+			if (want == EV_WRITE)
+				s->wr_ready = false;
+			return IO_AGAIN;
+		}
+		if (n == TLS_FAIL) {
+			errno = EPROTO;
+			return IO_ERR;
+		}
+	} else {
+		n = recv(s->fd, b->data + b->tail, buf_room(b), 0);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR) {
+				s->rd_ready = false;
+				return IO_AGAIN;
+			}
+			return IO_ERR;
+		}
+	}
+	b->tail += (uint32_t)n;
+	return n;
+}
+
+static ssize_t side_write(struct side *s, const uint8_t *p, size_t len)
+{
+	ssize_t n;
+	short want = 0;
+
+	if (s->tls) {
+		if (s->tls_wlen)
+			len = s->tls_wlen;   /* the same arguments, as wolfSSL asks */
+		s->tls_wr_want = 0;
+		n = tls_write(s->tls, p, len, &want);
+		if (n == TLS_AGAIN) {
+			s->tls_wlen = len;
+			s->tls_wr_want = want;
+			s->wr_ready = false;
+			if (want == EV_READ)
+				s->rd_ready = false;
+			return IO_AGAIN;
+		}
+		s->tls_wlen = 0;
+		if (n == TLS_FAIL) {
+			errno = EPROTO;
+			return IO_ERR;
+		}
+		return n;
+	}
+	n = send(s->fd, p, len, MSG_NOSIGNAL);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR) {
+			s->wr_ready = false;
+			return IO_AGAIN;
+		}
+		return IO_ERR;
+	}
+	if ((size_t)n < len)
+		s->wr_ready = false;
+	return n;
+}
+
+static void on_side(evutil_socket_t fd, short what, void *arg);
+
+static bool side_init(struct exchange *x, struct side *s, int fd)
+{
+	s->fd = fd;
+	s->rd_on = s->wr_on = false;
+	s->rd_ready = false;
+	s->wr_ready = true;
+	s->tls_rd_want = s->tls_wr_want = 0;
+	s->tls_wlen = 0;
+	s->rev = event_new(x->px->base, fd, EV_READ | EV_PERSIST, on_side, x);
+	s->wev = event_new(x->px->base, fd, EV_WRITE | EV_PERSIST, on_side, x);
+	return s->rev && s->wev;
+}
+
+static void side_free(struct side *s)
+{
+	if (s->rev)
+		event_free(s->rev);
+	if (s->wev)
+		event_free(s->wev);
+	s->rev = s->wev = NULL;
+	s->rd_on = s->wr_on = false;
+	s->tls = NULL;
+}
+
+static void on_side(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *x = arg;
+	struct side *s = fd == x->a.fd ? &x->a : &x->u;
+
+	/* TLS turns readiness around (a read may wait to write): any event
+	 * on its socket is worth another try both ways. */
+	if ((what & EV_READ) || s->tls)
+		s->rd_ready = true;
+	if ((what & EV_WRITE) || s->tls)
+		s->wr_ready = true;
+	x->last_active_ms = relay_now_ms();
+	pump(x);
+}
+
+/* Could a read on s give bytes now? */
+static bool can_read(struct side *s)
+{
+	return s->rd_ready || (s->tls && tls_pending(s->tls) > 0);
+}
+
+/* Asks for the events s lacks: rd/wr say what the pump wants to do. */
+static void side_arm(struct side *s, bool rd, bool wr)
+{
+	bool want_r = false, want_w = false;
+
+	if (rd && !can_read(s)) {
+		if (s->tls && s->tls_rd_want == EV_WRITE)
+			want_w = true;
+		else
+			want_r = true;
+	}
+	if (wr && !s->wr_ready) {
+		if (s->tls && s->tls_wr_want == EV_READ)
+			want_r = true;
+		else
+			want_w = true;
+	}
+	side_set_read(s, want_r);
+	side_set_write(s, want_w);
+}
+
+/* ------------------------------------------------------------ log */
+
+static void log_request(struct exchange *x, const char *outcome,
+                        const char *reason)
+{
+	struct log_req lr = {
+		.app = (struct sockaddr *)&x->app_addr,
+		.dst = (struct sockaddr *)&x->dst,
+		.host = x->host[0] ? x->host : NULL,
+		.route = x->route ? x->route->name : NULL,
+		.action = action_str(x->action),
+		.method = x->method,
+		.target = x->target,
+		.status = x->status,
+		.bytes_up = x->req_bytes,
+		.bytes_down = x->resp_bytes,
+		.duration_us = us_since(&x->req_start),
+		.outcome = outcome,
+		.reason = reason,
+	};
+
+	if (x->uc) {
+		lr.upstream = (struct sockaddr *)&x->uc->g->key.addr;
+		lr.conn = x->uc->reused ? "reused" : "new";
+		lr.conn_requests = x->uc->requests + 1;
+		if (x->uc->tls) {
+			lr.tls = true;
+			lr.tls_resumed = tls_resumed(x->uc->tls);
+			lr.tls_version = tls_version(x->uc->tls);
+		}
+	}
+	clock_gettime(CLOCK_REALTIME, &lr.time);
+	logger_req(x->px->log, &lr);
+	x->rep->requests++;
+}
+
+/* ------------------------------------------------------------ ending */
+
+static void drop_upstream(struct exchange *x, bool reusable)
+{
+	if (x->ur_used)
+		upreq_cancel(&x->ur);
+	x->ur_used = false;
+	if (x->uc) {
+		side_free(&x->u);
+		upconn_release(x->uc, reusable, !reusable);
+		x->uc = NULL;
+	}
+}
+
+/* The only way out: the owner logs the connection and frees us. */
+static void finish(struct exchange *x, const char *outcome,
+                   const char *reason, bool abort)
+{
+	side_set_read(&x->a, false);
+	side_set_write(&x->a, false);
+	x->end(x->arg, outcome, reason, abort);
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *x = arg;
+	char sink[4096];
+	ssize_t n;
+
+	if (!(what & EV_TIMEOUT)) {
+		n = recv(fd, sink, sizeof(sink), 0);
+		if (n > 0 && (x->lingered += (size_t)n) < LINGER_BYTES)
+			return;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+	}
+	finish(x, x->outcome ? x->outcome : "ok",
+	       x->outcome ? x->reason : NULL, false);
+}
+
+/* Closes the app's side once what we wrote has gone: a shutdown, then
+ * whatever the app still sends is read and dropped for a while, so our
+ * close does not reset our last response away. */
+static void linger(struct exchange *x)
+{
+	drop_upstream(x, false);
+	shutdown(x->a.fd, SHUT_WR);
+	if (x->app_eof) {
+		finish(x, x->outcome ? x->outcome : "ok",
+		       x->outcome ? x->reason : NULL, false);
+		return;
+	}
+	x->st = XS_LINGER;
+	side_free(&x->a);
+	x->a.rev = event_new(x->px->base, x->a.fd, EV_READ | EV_PERSIST,
+	                     on_linger, x);
+	if (!x->a.rev) {
+		finish(x, "error", "out of memory", true);
+		return;
+	}
+	event_add(x->a.rev, NULL);
+	x->a.rd_on = true;
+	event_del(x->timer);
+	arm(x->timer, LINGER_MS);
+}
+
+/* Answers the request with our own response and closes: nothing of it
+ * went upstream, or what did is abandoned (the connection with it).
+ * Returns -1: x may be gone. */
+static int respond_error(struct exchange *x, int status, const char *outcome,
+                         const char *reason)
+{
+	char resp[512];
+	size_t n;
+
+	if (reason != x->reason)
+		snprintf(x->reason, sizeof(x->reason), "%s", reason);
+	x->outcome = outcome;
+	x->status = status;
+	n = http1_error_response(resp, sizeof(resp), status, x->reason, NULL,
+	                         true);
+	log_request(x, outcome, x->reason);
+	/* Whatever was queued for the app is dropped: this replaces it. A
+	 * fresh response fits in any socket buffer; if not, the app gets a
+	 * cut one and a reset, never anything else. */
+	if (send(x->a.fd, resp, n, MSG_NOSIGNAL) != (ssize_t)n) {
+		finish(x, outcome, x->reason, true);
+		return -1;
+	}
+	linger(x);
+	return -1;
+}
+
+/* ------------------------------------------------------------ request */
+
+static void reset_request(struct exchange *x)
+{
+	x->route = NULL;
+	x->host[0] = x->method[0] = x->target[0] = '\0';
+	x->status = 0;
+	x->head_req = x->upgrade_req = x->connect_req = false;
+	x->keep_alive = x->req_11 = x->tunnel = false;
+	x->req_done = x->resp_head = x->resp_done = x->resp_to_eof = false;
+	x->app_close = x->up_reusable = false;
+	x->req_ready = x->resp_ready = 0;
+	x->req_bytes = x->resp_bytes = 0;
+	x->reason[0] = '\0';
+	x->outcome = NULL;
+}
+
+static void copy_str(char *out, size_t cap, const uint8_t *p, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+/* The Host without its port, lower case, for routing and the pool key. */
+static void host_of(const struct http1_head *h, const uint8_t *base, char *out,
+                    size_t cap)
+{
+	const uint8_t *p = base + h->host;
+	size_t n = h->host_len;
+
+	if (n && p[0] == '[') {            /* [v6]:port */
+		const uint8_t *e = memchr(p, ']', n);
+		n = e ? (size_t)(e - p) + 1 : n;
+	} else {
+		const uint8_t *e = memchr(p, ':', n);
+		n = e ? (size_t)(e - p) : n;
+	}
+	copy_str(out, cap, p, n);
+	for (char *c = out; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+}
+
+static void on_upconn(void *arg, struct upconn *uc, const char *outcome,
+                      const char *reason);
+
+static int got_upconn(struct exchange *x, struct upconn *uc)
+{
+	x->uc = uc;
+	x->st = XS_EXCH;
+	if (!side_init(x, &x->u, uc->fd))
+		return respond_error(x, 502, "error", "out of memory");
+	x->u.tls = uc->tls;
+	if (!x->rep->upstream.ss_family) {
+		x->rep->upstream = uc->g->key.addr;
+		if (uc->tls) {
+			x->rep->tls = true;
+			x->rep->tls_resumed = tls_resumed(uc->tls);
+			x->rep->tls_version = tls_version(uc->tls);
+			x->rep->tls_cipher = tls_cipher(uc->tls);
+			x->rep->tls_verify = x->route && x->route->tls_verify;
+		}
+	}
+	return 1;
+}
+
+static void on_upconn(void *arg, struct upconn *uc, const char *outcome,
+                      const char *reason)
+{
+	struct exchange *x = arg;
+
+	if (!uc) {
+		respond_error(x, strcmp(outcome, "overloaded") == 0 ? 503 : 502,
+		              outcome, reason);
+		return;
+	}
+	if (got_upconn(x, uc) > 0)
+		pump(x);
+}
+
+/* The request's head is in ain: route it and ask for a connection.
+ * Returns -1 when it answered the request itself (x may be gone). */
+static int begin_request(struct exchange *x, size_t hlen)
+{
+	const struct http1_head *h = &x->h;
+	const uint8_t *base = x->ain->data + x->ain->head;
+	struct sockaddr_storage up = x->dst;
+	struct pool_key key;
+	struct upgroup *g;
+	struct upconn *uc = NULL;
+	const char *outcome = NULL;
+	size_t n;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &x->req_start);
+	copy_str(x->method, sizeof(x->method), (const uint8_t *)
+	         llhttp_method_name((llhttp_method_t)h->method),
+	         strlen(llhttp_method_name((llhttp_method_t)h->method)));
+	copy_str(x->target, sizeof(x->target), base + h->target, h->target_len);
+	if (h->host_len)
+		host_of(h, base, x->host, sizeof(x->host));
+	x->head_req = h->method == HTTP_HEAD;
+	x->upgrade_req = h->upgrade;
+	x->connect_req = h->method == HTTP_CONNECT;
+	x->req_11 = h->minor >= 1;
+	/* HTTP/1.0 apps close after each response: so do we, at once. */
+	x->keep_alive = h->keep_alive && h->minor >= 1;
+
+	x->route = route_match(x->cfg, (struct sockaddr *)&x->dst,
+	                       x->host[0] ? x->host : NULL);
+	if (!x->host[0] && x->route && x->route->hostname)
+		snprintf(x->host, sizeof(x->host), "%s", x->route->hostname);
+	x->action = x->route ? x->route->action : x->cfg->default_action;
+	if (!x->rep->routed) {
+		x->rep->routed = true;
+		x->rep->route = x->route;
+		x->rep->action = x->action;
+		snprintf(x->rep->name, sizeof(x->rep->name), "%s", x->host);
+	}
+	if (x->action == ACTION_DENY) {
+		char why[128];
+		if (x->route)
+			snprintf(why, sizeof(why), "denied by route '%s'",
+			         x->route->name);
+		else
+			snprintf(why, sizeof(why), "denied by the default policy");
+		return respond_error(x, 403, "denied", why);
+	}
+	if (x->action == ACTION_TLS && x->route->tls_verify && !x->host[0])
+		return respond_error(x, 502, "tls_failed", "no host name to "
+		                     "verify the upstream against (the request "
+		                     "has no Host; set the route's hostname)");
+
+	/* The head goes out rewritten: hop-by-hop fields are ours. */
+	if (!need(x, &x->uout))
+		return respond_error(x, 502, "error", "out of memory");
+	n = http1_rewrite(h, base, false, x->uout->data, BUF_SIZE);
+	if (n && x->route && x->route->via) {
+		if (n - 2 + sizeof(VIA_LINE) - 1 + 2 > BUF_SIZE) {
+			n = 0;
+		} else {
+			memcpy(x->uout->data + n - 2, VIA_LINE "\r\n",
+			       sizeof(VIA_LINE) - 1 + 2);
+			n += sizeof(VIA_LINE) - 1;
+		}
+	}
+	if (!n) {
+		return respond_error(x, 431, "rejected", "header block too large");
+	}
+	x->uout->head = 0;
+	x->uout->tail = (uint32_t)n;
+	x->ain->head += (uint32_t)hlen;
+	/* A request without a body (and a tunnel's, whose bytes after the
+	 * head are the tunnel's) is done with its head. */
+	{
+		bool done = false;
+		ssize_t b = x->upgrade_req ? 0 : http1_body(&x->rq, NULL, 0, &done);
+		x->req_done = x->upgrade_req || (b == 0 && done);
+	}
+
+	if (x->action == ACTION_TLS && x->route->tls_port)
+		addr_set_port((struct sockaddr *)&up, x->route->tls_port);
+	memset(&key, 0, sizeof(key));
+	key.addr = up;
+	key.tls_ctx = x->action == ACTION_TLS ? x->route->tls : NULL;
+	snprintf(key.name, sizeof(key.name), "%s", x->host);
+	g = upgroup_get(x->px, &key, x->action == ACTION_TLS ? x->route->tls : NULL,
+	                x->cfg, x->route ? &x->route->pool : &x->cfg->pool);
+	if (!g) {
+		return respond_error(x, 502, "error", "out of memory");
+	}
+	memset(&x->ur, 0, sizeof(x->ur));
+	x->ur.fresh = x->upgrade_req;
+	x->ur_used = true;
+	x->st = XS_WAIT;
+	rc = upreq_start(&x->ur, g, on_upconn, x, &uc, &outcome);
+	if (rc < 0)
+		return respond_error(x, strcmp(outcome, "overloaded") == 0 ? 503
+		                     : 502, outcome, x->ur.reason);
+	http1_next(&x->rs);
+	http1_expect_head(&x->rs, x->head_req);
+	if (rc == 1)
+		return got_upconn(x, uc);
+	return 1;
+}
+
+/* ------------------------------------------------------------ tunnel */
+
+static void on_relay_end(struct relay *r, const char *outcome,
+                         const char *reason, bool abort)
+{
+	struct exchange *x = (struct exchange *)((char *)r -
+	                                         offsetof(struct exchange, relay));
+
+	x->req_bytes += r->h[RELAY_APP].nsent;
+	x->resp_bytes += r->h[RELAY_UP].nsent;
+	x->rep->bytes_up += r->h[RELAY_APP].nsent;
+	x->rep->bytes_down += r->h[RELAY_UP].nsent;
+	log_request(x, outcome, reason);
+	finish(x, outcome, reason, abort);
+}
+
+/* The upstream agreed to the upgrade (or CONNECT) and its answer went
+ * to the app: from here on, bytes, both ways, on this connection only. */
+static void start_tunnel(struct exchange *x)
+{
+	side_free(&x->a);
+	side_free(&x->u);
+	if (relay_init(&x->relay, x->px->base, x->a.fd, x->uc->fd, &x->px->pool,
+	               on_relay_end) < 0) {
+		finish(x, "error", "out of memory", true);
+		return;
+	}
+	x->relaying = true;
+	x->st = XS_TUNNEL;
+	event_del(x->timer);
+	if (x->uc->tls)
+		relay_set_tls(&x->relay, RELAY_UP, x->uc->tls);
+	relay_preload(&x->relay, RELAY_APP, x->ain, x->app_eof);
+	relay_preload(&x->relay, RELAY_UP, x->uin, false);
+	x->ain = x->uin = NULL;
+	arm(x->timer, x->px->opt.idle_timeout_ms);
+	relay_start(&x->relay);   /* may end x: nothing follows */
+}
+
+/* ------------------------------------------------------------ pump */
+
+/* Request done, response done and written: log, and on to the next. */
+static int complete(struct exchange *x)
+{
+	bool reusable = x->up_reusable && x->req_done && x->resp_done;
+
+	log_request(x, "ok", NULL);
+	drop_upstream(x, reusable);
+	if (x->app_close) {
+		linger(x);
+		return -1;
+	}
+	reset_request(x);
+	http1_next(&x->rq);
+	x->st = XS_HEAD;
+	give_back(x, &x->aout);
+	give_back(x, &x->uin);
+	give_back(x, &x->uout);
+	give_back(x, &x->ain);
+	return 1;
+}
+
+static int head_step(struct exchange *x)
+{
+	ssize_t n;
+
+	if (blen(x->ain)) {
+		n = http1_head(&x->rq, x->ain->data + x->ain->head,
+		               blen(x->ain), &x->h);
+		if (n < 0)
+			return respond_error(x, x->rq.status, "rejected", x->rq.rule);
+		if (n > 0)
+			return begin_request(x, (size_t)n);
+		if (blen(x->ain) >= BUF_SIZE)
+			return respond_error(x, 431, "rejected",
+			                     "header block too large");
+	}
+	if (x->app_eof) {
+		if (blen(x->ain))
+			finish(x, "reset", "the app closed in the middle of a "
+			       "request head", true);
+		else
+			finish(x, "ok", NULL, false);
+		return -1;
+	}
+	if (!can_read(&x->a))
+		return 0;
+	if (!need(x, &x->ain)) {
+		finish(x, "error", "out of memory", true);
+		return -1;
+	}
+	n = side_read(&x->a, x->ain);
+	if (n == IO_AGAIN)
+		return 0;
+	if (n == IO_ERR) {
+		snprintf(x->reason, sizeof(x->reason), "app read: %s",
+		         strerror(errno));
+		finish(x, "reset", x->reason, true);
+		return -1;
+	}
+	if (n == 0)
+		x->app_eof = true;
+	return 1;
+}
+
+/* Upstream failed or closed early: a 502 while the app has had nothing
+ * of the response, else a reset (a cut response must not look whole). */
+static int up_failed(struct exchange *x, const char *what)
+{
+	const char *on = x->uc && x->uc->reused ? " (a reused connection)" : "";
+
+	if (x->uc && x->uc->tls && errno == EPROTO)
+		snprintf(x->reason, sizeof(x->reason), "upstream %s: TLS: %s%s",
+		         what, tls_error(x->uc->tls), on);
+	else
+		snprintf(x->reason, sizeof(x->reason), "upstream %s%s%s%s", what,
+		         errno ? ": " : "", errno ? strerror(errno) : "", on);
+	if (!x->status) {
+		char why[sizeof(x->reason)];
+		memcpy(why, x->reason, sizeof(why));
+		drop_upstream(x, false);
+		return respond_error(x, 502, "upstream_failed", why);
+	}
+	log_request(x, "upstream_failed", x->reason);
+	finish(x, "upstream_failed", x->reason, true);
+	return -1;
+}
+
+/* Writes from b (the first avail bytes) to s; counts them into *count. */
+static int write_out(struct exchange *x, struct side *s, struct buf *b,
+                     size_t avail, uint64_t *count, uint64_t *total)
+{
+	ssize_t n = side_write(s, b->data + b->head, avail);
+
+	if (n == IO_AGAIN)
+		return 0;
+	if (n == IO_ERR) {
+		if (s == &x->u)
+			return up_failed(x, "write");
+		snprintf(x->reason, sizeof(x->reason), "app write: %s",
+		         strerror(errno));
+		log_request(x, "reset", x->reason);
+		finish(x, "reset", x->reason, true);
+		return -1;
+	}
+	b->head += (uint32_t)n;
+	*count += (uint64_t)n;
+	*total += (uint64_t)n;
+	return 1;
+}
+
+/* Request bytes, app to upstream. */
+static int req_step(struct exchange *x)
+{
+	int moved = 0, r;
+	ssize_t n;
+	bool done;
+
+	/* Checked body bytes join a head still waiting to go: one write. */
+	if (!x->req_ready && !x->req_done && blen(x->ain)) {
+		n = http1_body(&x->rq, x->ain->data + x->ain->head,
+		               blen(x->ain), &done);
+		if (n < 0) {
+			if (!x->status) {
+				drop_upstream(x, false);
+				return respond_error(x, x->rq.status, "rejected",
+				                     x->rq.rule);
+			}
+			log_request(x, "rejected", x->rq.rule);
+			finish(x, "rejected", x->rq.rule, true);
+			return -1;
+		}
+		x->req_ready = (uint32_t)n;
+		x->req_done = done;
+		if (n || done)
+			moved = 1;
+	}
+	if (x->req_ready && blen(x->uout) && !x->u.tls_wlen &&
+	    buf_room(x->uout) >= x->req_ready) {
+		memcpy(x->uout->data + x->uout->tail, x->ain->data + x->ain->head,
+		       x->req_ready);
+		x->uout->tail += x->req_ready;
+		x->ain->head += x->req_ready;
+		x->req_ready = 0;
+	}
+	if (blen(x->uout) && x->u.wr_ready) {
+		if ((r = write_out(x, &x->u, x->uout, blen(x->uout),
+		                   &x->req_bytes, &x->rep->bytes_up)) < 0)
+			return -1;
+		moved |= r;
+	} else if (!blen(x->uout) && x->req_ready && x->u.wr_ready) {
+		uint32_t before = x->ain->head;
+		if ((r = write_out(x, &x->u, x->ain, x->req_ready,
+		                   &x->req_bytes, &x->rep->bytes_up)) < 0)
+			return -1;
+		x->req_ready -= x->ain->head - before;
+		moved |= r;
+	}
+	if (!x->req_done && !x->app_eof && can_read(&x->a) &&
+	    (!x->ain || buf_room(x->ain) + x->ain->head >= BUF_SIZE / 4)) {
+		if (!need(x, &x->ain)) {
+			finish(x, "error", "out of memory", true);
+			return -1;
+		}
+		n = side_read(&x->a, x->ain);
+		if (n == IO_ERR || n == 0) {
+			snprintf(x->reason, sizeof(x->reason), "the app %s in "
+			         "the middle of a request body", n ? "failed" :
+			         "closed");
+			log_request(x, "reset", x->reason);
+			finish(x, "reset", x->reason, true);
+			return -1;
+		}
+		if (n > 0)
+			moved = 1;
+	}
+	return moved;
+}
+
+/* A response head is at uin's start: 1xx, tunnel, or the final one. */
+static int resp_head(struct exchange *x, size_t hlen)
+{
+	const struct http1_head *h = &x->h;
+	const uint8_t *base = x->uin->data + x->uin->head;
+	size_t n;
+
+	if (h->status == 101 && !x->upgrade_req) {
+		errno = 0;
+		return up_failed(x, "switched protocols unasked");
+	}
+	x->tunnel = x->upgrade_req &&
+	            (x->connect_req ? h->status / 100 == 2 : h->status == 101);
+	if (h->status >= 200 && !x->tunnel) {
+		x->status = h->status;
+		x->resp_to_eof = !h->no_body && h->content_length < 0 && !h->chunked;
+		/* A refused upgrade: what the app sends next may be the
+		 * tunnel's bytes, never a request. */
+		if (!x->keep_alive || !x->req_done || x->resp_to_eof ||
+		    x->upgrade_req)
+			x->app_close = true;
+		x->up_reusable = h->keep_alive && !x->resp_to_eof &&
+		                 !x->upgrade_req && x->req_11;
+	}
+	if (!need(x, &x->aout)) {
+		finish(x, "error", "out of memory", true);
+		return -1;
+	}
+	buf_compact(x->aout);
+	n = http1_rewrite(h, base, x->app_close,
+	                  x->aout->data + x->aout->tail, buf_room(x->aout));
+	if (!n) {
+		errno = 0;
+		return up_failed(x, "response head too large");
+	}
+	x->aout->tail += (uint32_t)n;
+	x->uin->head += (uint32_t)hlen;
+	if (x->tunnel) {
+		x->status = h->status;
+		x->resp_head = x->resp_done = true;
+		return 1;
+	}
+	if (h->status < 200) {          /* interim: the final one follows */
+		http1_next(&x->rs);
+		http1_expect_head(&x->rs, x->head_req);
+		return 1;
+	}
+	x->resp_head = true;
+	return 1;
+}
+
+/* Response bytes, upstream to app. */
+static int resp_step(struct exchange *x)
+{
+	int moved = 0, r;
+	ssize_t n;
+	bool done;
+
+	if (!x->resp_head && blen(x->uin)) {
+		n = http1_head(&x->rs, x->uin->data + x->uin->head, blen(x->uin),
+		               &x->h);
+		if (n < 0) {
+			errno = 0;
+			snprintf(x->reason, sizeof(x->reason), "bad response: %s",
+			         x->rs.rule);
+			{
+				char what[sizeof(x->reason)];
+				memcpy(what, x->reason, sizeof(what));
+				return up_failed(x, what);
+			}
+		}
+		if (n > 0) {
+			if ((r = resp_head(x, (size_t)n)) < 0)
+				return -1;
+			moved = 1;
+		} else if (blen(x->uin) >= BUF_SIZE) {
+			errno = 0;
+			return up_failed(x, "response head too large");
+		}
+	}
+	if (x->resp_head && !x->resp_done && !x->resp_ready) {
+		n = http1_body(&x->rs, x->uin ? x->uin->data + x->uin->head : NULL,
+		               blen(x->uin), &done);
+		if (n < 0) {
+			snprintf(x->reason, sizeof(x->reason), "bad response "
+			         "body: %s", x->rs.rule);
+			log_request(x, "upstream_failed", x->reason);
+			finish(x, "upstream_failed", x->reason, true);
+			return -1;
+		}
+		x->resp_ready = (uint32_t)n;
+		x->resp_done = done;
+		if (n || done)
+			moved = 1;
+	}
+	if (x->resp_ready && blen(x->aout) && !x->a.tls_wlen &&
+	    buf_room(x->aout) >= x->resp_ready) {
+		memcpy(x->aout->data + x->aout->tail, x->uin->data + x->uin->head,
+		       x->resp_ready);
+		x->aout->tail += x->resp_ready;
+		x->uin->head += x->resp_ready;
+		x->resp_ready = 0;
+	}
+	if (blen(x->aout) && x->a.wr_ready) {
+		if ((r = write_out(x, &x->a, x->aout, blen(x->aout),
+		                   &x->resp_bytes, &x->rep->bytes_down)) < 0)
+			return -1;
+		moved |= r;
+	} else if (!blen(x->aout) && x->resp_ready && x->a.wr_ready) {
+		uint32_t before = x->uin->head;
+		if ((r = write_out(x, &x->a, x->uin, x->resp_ready,
+		                   &x->resp_bytes, &x->rep->bytes_down)) < 0)
+			return -1;
+		x->resp_ready -= x->uin->head - before;
+		moved |= r;
+	}
+	if (!x->resp_done && can_read(&x->u) &&
+	    (!x->uin || buf_room(x->uin) + x->uin->head >= BUF_SIZE / 4)) {
+		if (!need(x, &x->uin)) {
+			finish(x, "error", "out of memory", true);
+			return -1;
+		}
+		n = side_read(&x->u, x->uin);
+		if (n == IO_ERR)
+			return up_failed(x, "read");
+		if (n == 0) {
+			if (x->resp_head && x->resp_to_eof && !x->resp_ready) {
+				x->resp_done = true;
+				x->up_reusable = false;
+				return 1;
+			}
+			errno = 0;
+			return up_failed(x, x->resp_head ? "closed the connection "
+			                 "in the middle of a response" :
+			                 "closed the connection before responding");
+		}
+		if (n > 0)
+			moved = 1;
+	}
+	return moved;
+}
+
+static int exch_step(struct exchange *x)
+{
+	int a, b;
+
+	if ((a = req_step(x)) < 0 || (b = resp_step(x)) < 0)
+		return -1;
+	if (x->resp_done && !blen(x->aout) && !x->resp_ready) {
+		if (x->tunnel) {
+			start_tunnel(x);
+			return -1;
+		}
+		if (x->req_done || x->app_close) {
+			if (!x->req_done)
+				x->up_reusable = false;
+			return complete(x);
+		}
+	}
+	return a | b;
+}
+
+static void arm_events(struct exchange *x)
+{
+	switch (x->st) {
+	case XS_HEAD:
+		side_arm(&x->a, !x->app_eof, false);
+		break;
+	case XS_WAIT:
+		side_arm(&x->a, false, false);
+		break;
+	case XS_EXCH:
+		side_arm(&x->a, !x->req_done && !x->app_eof,
+		         blen(x->aout) || x->resp_ready);
+		side_arm(&x->u, !x->resp_done,
+		         blen(x->uout) || x->req_ready);
+		break;
+	case XS_TUNNEL:
+	case XS_LINGER:
+		break;
+	}
+}
+
+static void pump(struct exchange *x)
+{
+	for (int round = 0;; round++) {
+		int r = 0;
+		if (round == 32) {
+			/* Let other connections run: come back from the loop. */
+			event_active(x->a.wev, EV_WRITE, 1);
+			break;
+		}
+		if (x->st == XS_HEAD)
+			r = head_step(x);
+		else if (x->st == XS_EXCH)
+			r = exch_step(x);
+		if (r < 0)
+			return;   /* ended, or handed over: x may be gone */
+		if (r == 0)
+			break;
+	}
+	arm_events(x);
+}
+
+/* ------------------------------------------------------------ timer */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *x = arg;
+	uint64_t limit = x->px->opt.idle_timeout_ms;
+	uint64_t idle = relay_now_ms() - (x->st == XS_TUNNEL
+	                                  ? x->relay.last_active_ms
+	                                  : x->last_active_ms);
+
+	if (x->st == XS_LINGER) {
+		on_linger(x->a.fd, EV_TIMEOUT, x);
+		return;
+	}
+	if (idle + 5 < limit || x->st == XS_WAIT) {
+		/* The wait for a connection has its own timeouts. */
+		arm(x->timer, idle + 5 < limit ? limit - idle : limit);
+		return;
+	}
+	switch (x->st) {
+	case XS_HEAD:
+		finish(x, blen(x->ain) ? "timeout" : "ok", "idle timeout",
+		       blen(x->ain) != 0);
+		return;
+	case XS_EXCH:
+		if (!x->status) {
+			drop_upstream(x, false);
+			respond_error(x, 504, "timeout", "upstream response timeout");
+			return;
+		}
+		log_request(x, "timeout", "idle timeout");
+		finish(x, "timeout", "idle timeout", true);
+		return;
+	case XS_TUNNEL:
+		log_request(x, "timeout", "idle timeout");
+		finish(x, "timeout", "idle timeout", true);
+		return;
+	default:
+		return;
+	}
+}
+
+/* ------------------------------------------------------------ life */
+
+struct exchange *exchange_new(struct proxy *px, struct config *cfg, int app_fd,
+                              const struct sockaddr *app,
+                              const struct sockaddr *dst, struct buf *early,
+                              bool app_eof, struct exchange_report *rep,
+                              exchange_end_fn end, void *arg)
+{
+	struct exchange *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return NULL;
+	x->px = px;
+	x->cfg = cfg;
+	x->rep = rep;
+	x->end = end;
+	x->arg = arg;
+	memcpy(&x->app_addr, app, addr_len(app));
+	memcpy(&x->dst, dst, addr_len(dst));
+	x->ain = early;
+	x->app_eof = app_eof;
+	x->u.fd = -1;
+	http1_init(&x->rq, HTTP1_REQUEST);
+	http1_init(&x->rs, HTTP1_RESPONSE);
+	x->timer = evtimer_new(px->base, on_timer, x);
+	if (!x->timer || !side_init(x, &x->a, app_fd)) {
+		exchange_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+void exchange_start(struct exchange *x)
+{
+	x->last_active_ms = relay_now_ms();
+	x->a.rd_ready = true;
+	arm(x->timer, x->px->opt.idle_timeout_ms);
+	pump(x);
+}
+
+void exchange_free(struct exchange *x)
+{
+	if (x->relaying)
+		relay_release(&x->relay);
+	drop_upstream(x, false);
+	side_free(&x->a);
+	side_free(&x->u);
+	if (x->timer)
+		event_free(x->timer);
+	for (int i = 0; i < 4; i++)
+		if (*bufp(x, i))
+			bufpool_put(&x->px->pool, *bufp(x, i));
+	free(x);
+}

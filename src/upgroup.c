@@ -1,0 +1,515 @@
+#include "attache/upgroup.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attache/addr.h"
+#include "attache/config.h"
+#include "attache/proxy.h"
+#include "attache/relay.h"
+#include "attache/tls.h"
+#include "attache/upstream.h"
+
+enum { RQ_IDLE, RQ_QUEUED, RQ_CONNECT, RQ_TLS, RQ_HANDOVER };
+
+static void arm_ms(struct event *ev, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	event_add(ev, &tv);
+}
+
+/* ------------------------------------------------------------ ports */
+
+/* How many of our upstream sockets use each local port: a connection the
+ * listener accepts from one of them is our own traffic come back. */
+void proxy_up_port(struct proxy *px, const struct sockaddr_storage *a, int delta)
+{
+	uint16_t p = addr_port((const struct sockaddr *)a);
+
+	if (p == 0)
+		return;
+	if (delta > 0 && px->up_ports[p] < UINT8_MAX)
+		px->up_ports[p]++;
+	else if (delta < 0 && px->up_ports[p] > 0 && px->up_ports[p] < UINT8_MAX)
+		px->up_ports[p]--;   /* a saturated count stays: safe side */
+}
+
+bool upconn_is_local(struct proxy *px, const struct sockaddr *addr)
+{
+	struct upconn *uc;
+
+	if (px->up_ports[addr_port(addr)] == 0)
+		return false;
+	LIST_FOREACH(uc, &px->upconns, link)
+		if (addr_equal((struct sockaddr *)&uc->local, addr))
+			return true;
+	return false;
+}
+
+/* ------------------------------------------------------------ groups */
+
+static void group_maybe_free(struct upgroup *g)
+{
+	if (g->nopen || g->nwaiting || g->pins)
+		return;
+	LIST_REMOVE(g, link);
+	config_unref(g->cfg);
+	free(g);
+}
+
+static void grant_next(struct upgroup *g);
+
+/* A connection of g is gone for good: its slot is free. */
+static void slot_freed(struct upgroup *g)
+{
+	g->nopen--;
+	if (g->nwaiting)
+		grant_next(g);
+	else
+		group_maybe_free(g);
+}
+
+static void close_conn(int fd, struct tls *t, bool polite, bool abort)
+{
+	if (t) {
+		if (polite)
+			tls_close_notify(t);
+		tls_free(t);
+	}
+	socket_close(fd, abort);
+}
+
+/* The pool drops an idle connection (expired, dead, over max_idle). */
+static void on_pool_close(struct pool_entry *e, const char *why, void *arg)
+{
+	struct upgroup *g = arg;
+
+	(void)why;
+	close_conn(e->fd, e->tls, true, false);
+	slot_freed(g);
+}
+
+struct upgroup *upgroup_get(struct proxy *px, const struct pool_key *key,
+                            struct tls_ctx *tls, struct config *cfg,
+                            const struct pool_limits *lim)
+{
+	struct upgroup *g;
+
+	/* A reload makes new groups, with the new limits; the old ones go
+	 * when their last connection does. */
+	LIST_FOREACH(g, &px->groups, link)
+		if (g->cfg == cfg && pool_key_equal(&g->key, key))
+			return g;
+	if (!(g = calloc(1, sizeof(*g))))
+		return NULL;
+	g->px = px;
+	g->key = *key;
+	g->tls = tls;
+	g->cfg = config_ref(cfg);
+	g->lim = *lim;
+	pool_init(&g->idle, lim->max_idle, lim->idle_timeout_ms,
+	          lim->max_requests, on_pool_close, g);
+	TAILQ_INIT(&g->waiting);
+	LIST_INSERT_HEAD(&px->groups, g, link);
+	return g;
+}
+
+void upgroup_expire(struct proxy *px)
+{
+	struct upgroup *g, *next;
+	uint64_t now = relay_now_ms();
+
+	/* A pool dropping its last connection may free its group. */
+	for (g = LIST_FIRST(&px->groups); g; g = next) {
+		next = LIST_NEXT(g, link);
+		pool_expire(&g->idle, now);
+	}
+}
+
+void upgroup_drain(struct proxy *px)
+{
+	struct upgroup *g, *next;
+
+	for (g = LIST_FIRST(&px->groups); g; g = next) {
+		next = LIST_NEXT(g, link);
+		pool_drain(&g->idle);
+	}
+}
+
+/* ------------------------------------------------------------ upconn */
+
+static struct upconn *upconn_new(struct upgroup *g, int fd,
+                                 const struct sockaddr_storage *local)
+{
+	struct upconn *uc = calloc(1, sizeof(*uc));
+
+	if (!uc)
+		return NULL;
+	uc->g = g;
+	uc->fd = fd;
+	if (local)
+		uc->local = *local;
+	proxy_up_port(g->px, &uc->local, +1);
+	LIST_INSERT_HEAD(&g->px->upconns, uc, link);
+	return uc;
+}
+
+/* Frees the struct; the fd and TLS go on (to the pool) or are closed by
+ * the caller. */
+static void upconn_forget(struct upconn *uc)
+{
+	proxy_up_port(uc->g->px, &uc->local, -1);
+	LIST_REMOVE(uc, link);
+	free(uc);
+}
+
+void upconn_release(struct upconn *uc, bool reusable, bool abort)
+{
+	struct upgroup *g = uc->g;
+	unsigned requests = uc->requests + 1;
+	int fd = uc->fd;
+	struct tls *t = uc->tls;
+
+	upconn_forget(uc);
+	if (reusable && g->nwaiting &&
+	    (!g->lim.max_requests || requests < g->lim.max_requests)) {
+		struct upreq *r = TAILQ_FIRST(&g->waiting);
+		struct upconn *nu = upconn_new(g, fd, NULL);
+		if (nu) {
+			nu->tls = t;
+			nu->requests = requests;
+			nu->reused = true;
+			TAILQ_REMOVE(&g->waiting, r, link);
+			g->nwaiting--;
+			g->stats.reused++;
+			r->uc = nu;
+			r->phase = RQ_HANDOVER;
+			event_del(r->ev);
+			event_active(r->ev, EV_TIMEOUT, 1);
+			return;
+		}
+	}
+	if (reusable && pool_put(&g->idle, &g->key, fd, t, NULL, requests,
+	                         relay_now_ms()))
+		return;
+	close_conn(fd, t, !abort, abort);
+	slot_freed(g);
+}
+
+/* ------------------------------------------------------------ dialling */
+
+static void fail(struct upreq *r, const char *outcome)
+{
+	struct upconn *uc = r->uc;
+	struct upgroup *g = r->g;
+
+	r->uc = NULL;
+	r->phase = RQ_IDLE;
+	if (uc) {
+		close_conn(uc->fd, uc->tls, false, true);
+		upconn_forget(uc);
+	}
+	slot_freed(g);
+	r->done(r->arg, NULL, outcome, r->reason);
+}
+
+static void succeed(struct upreq *r)
+{
+	struct upconn *uc = r->uc;
+
+	r->uc = NULL;
+	r->phase = RQ_IDLE;
+	event_del(r->ev);
+	r->done(r->arg, uc, NULL, NULL);
+}
+
+static void on_event(evutil_socket_t fd, short what, void *arg);
+
+static bool set_event(struct upreq *r, int fd, short what, uint64_t ms)
+{
+	if (r->ev)
+		event_free(r->ev);
+	r->ev = event_new(r->g->px->base, fd, what, on_event, r);
+	if (!r->ev)
+		return false;
+	arm_ms(r->ev, ms);
+	return true;
+}
+
+static void tls_step(struct upreq *r)
+{
+	short want = 0;
+	int rc = tls_handshake(r->uc->tls, &want);
+	uint64_t now = relay_now_ms();
+
+	if (rc == 1) {
+		succeed(r);
+		return;
+	}
+	if (rc == TLS_FAIL) {
+		snprintf(r->reason, sizeof(r->reason), "upstream %s",
+		         tls_error(r->uc->tls));
+		fail(r, "tls_failed");
+		return;
+	}
+	/* One deadline for TCP and TLS together: the connect timeout. */
+	if (!set_event(r, r->uc->fd, want,
+	               r->deadline_ms > now ? r->deadline_ms - now : 1)) {
+		snprintf(r->reason, sizeof(r->reason), "out of memory");
+		fail(r, "error");
+	}
+}
+
+static void connected(struct upreq *r)
+{
+	struct upgroup *g = r->g;
+
+	if (!g->tls) {
+		succeed(r);
+		return;
+	}
+	r->phase = RQ_TLS;
+	r->uc->tls = tls_new(g->tls, r->uc->fd, g->key.name,
+	                     (struct sockaddr *)&g->key.addr, &g->px->pool);
+	if (!r->uc->tls) {
+		snprintf(r->reason, sizeof(r->reason), "out of memory");
+		fail(r, "error");
+		return;
+	}
+	tls_step(r);
+}
+
+/* Undoes a dial that failed at once: the slot is freed, nobody called. */
+static int dial_failed(struct upreq *r, const char *outcome)
+{
+	struct upgroup *g = r->g;
+
+	if (r->uc) {
+		close_conn(r->uc->fd, NULL, false, true);
+		upconn_forget(r->uc);
+		r->uc = NULL;
+	}
+	r->phase = RQ_IDLE;
+	r->outcome = outcome;
+	slot_freed(g);
+	return -1;
+}
+
+/* Starts a new connection for r, whose slot is already counted: 0, and
+ * r->done says how it went, or -1 when it failed at once (r->outcome and
+ * r->reason say why; nobody is called). */
+static int dial(struct upreq *r)
+{
+	struct upgroup *g = r->g;
+	struct sockaddr_storage local;
+	bool in_progress;
+	int fd;
+
+	g->stats.dialled++;
+	r->deadline_ms = relay_now_ms() + g->px->opt.connect_timeout_ms;
+	fd = upstream_connect((struct sockaddr *)&g->key.addr, &in_progress,
+	                      &local);
+	if (fd < 0) {
+		snprintf(r->reason, sizeof(r->reason), "upstream connect: %s",
+		         strerror(errno));
+		return dial_failed(r, "connect_failed");
+	}
+	if (!(r->uc = upconn_new(g, fd, &local))) {
+		socket_close(fd, true);
+		snprintf(r->reason, sizeof(r->reason), "out of memory");
+		return dial_failed(r, "error");
+	}
+	r->phase = RQ_CONNECT;
+	/* Even a connect that is done already (loopback) is reported by
+	 * the writable event: r->done is never called from in here. */
+	(void)in_progress;
+	if (!set_event(r, fd, EV_WRITE, g->px->opt.connect_timeout_ms)) {
+		snprintf(r->reason, sizeof(r->reason), "out of memory");
+		return dial_failed(r, "error");
+	}
+	return 0;
+}
+
+static void on_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct upreq *r = arg;
+	int err;
+
+	switch (r->phase) {
+	case RQ_QUEUED:
+		/* Timed out waiting for a connection. */
+		TAILQ_REMOVE(&r->g->waiting, r, link);
+		r->g->nwaiting--;
+		r->g->stats.queue_timeout++;
+		r->phase = RQ_IDLE;
+		snprintf(r->reason, sizeof(r->reason), "no upstream connection "
+		         "free within %llu ms (max_per_upstream %u reached)",
+		         (unsigned long long)r->g->lim.queue_timeout_ms,
+		         r->g->lim.max_per_upstream);
+		{
+			struct upgroup *g = r->g;
+			r->done(r->arg, NULL, "overloaded", r->reason);
+			group_maybe_free(g);
+		}
+		return;
+	case RQ_HANDOVER:
+		if (r->uc) {
+			succeed(r);
+			return;
+		}
+		if (dial(r) < 0)   /* granted a slot */
+			r->done(r->arg, NULL, r->outcome, r->reason);
+		return;
+	case RQ_CONNECT:
+		if (what & EV_TIMEOUT) {
+			snprintf(r->reason, sizeof(r->reason),
+			         "upstream connect timeout");
+			fail(r, "connect_failed");
+			return;
+		}
+		err = upstream_connect_result(fd);
+		if (err) {
+			snprintf(r->reason, sizeof(r->reason),
+			         "upstream connect: %s", strerror(err));
+			fail(r, "connect_failed");
+			return;
+		}
+		connected(r);
+		return;
+	case RQ_TLS:
+		if (what & EV_TIMEOUT) {
+			snprintf(r->reason, sizeof(r->reason),
+			         "upstream TLS handshake timeout");
+			fail(r, "tls_failed");
+			return;
+		}
+		tls_step(r);
+		return;
+	}
+}
+
+/* The first waiter of g may dial: a slot came free. */
+static void grant_next(struct upgroup *g)
+{
+	struct upreq *r = TAILQ_FIRST(&g->waiting);
+
+	TAILQ_REMOVE(&g->waiting, r, link);
+	g->nwaiting--;
+	g->nopen++;
+	r->uc = NULL;
+	r->phase = RQ_HANDOVER;
+	event_del(r->ev);
+	event_active(r->ev, EV_TIMEOUT, 1);
+}
+
+int upreq_start(struct upreq *r, struct upgroup *g, upreq_fn done, void *arg,
+                struct upconn **ucp, const char **outcome)
+{
+	struct upconn *uc;
+	int fd;
+	struct tls *t;
+	void *ref;
+	unsigned requests;
+
+	r->g = g;
+	r->done = done;
+	r->arg = arg;
+	r->reason[0] = '\0';
+	/* A pool_take that drops dead entries frees their slots (to waiters
+	 * ahead of us, if any); the pin keeps g alive meanwhile. */
+	g->pins++;
+	if (!r->fresh && pool_take(&g->idle, &g->key, relay_now_ms(), &fd, &t,
+	                           &ref, &requests)) {
+		g->pins--;
+		if (!(uc = upconn_new(g, fd, NULL))) {
+			close_conn(fd, t, false, true);
+			slot_freed(g);
+			snprintf(r->reason, sizeof(r->reason), "out of memory");
+			*outcome = "error";
+			return -1;
+		}
+		uc->tls = t;
+		uc->requests = requests;
+		uc->reused = true;
+		g->stats.reused++;
+		*ucp = uc;
+		return 1;
+	}
+	g->pins--;
+	if (!r->ev && !(r->ev = event_new(g->px->base, -1, 0, on_event, r))) {
+		snprintf(r->reason, sizeof(r->reason), "out of memory");
+		*outcome = "error";
+		group_maybe_free(g);
+		return -1;
+	}
+	if (r->fresh || !g->lim.max_per_upstream ||
+	    g->nopen < g->lim.max_per_upstream) {
+		g->nopen++;
+		/* Dialled now, so its socket is taken before anything else
+		 * can take the fd (the listener, when fds run short). */
+		if (dial(r) < 0) {
+			*outcome = r->outcome;
+			return -1;
+		}
+		return 0;
+	}
+	if (g->nwaiting >= g->lim.queue_max) {
+		g->stats.queue_full++;
+		snprintf(r->reason, sizeof(r->reason), "upstream busy: %u "
+		         "connections open (max_per_upstream) and %u requests "
+		         "waiting (queue full)", g->nopen, g->nwaiting);
+		*outcome = "overloaded";
+		group_maybe_free(g);
+		return -1;
+	}
+	g->stats.queued++;
+	TAILQ_INSERT_TAIL(&g->waiting, r, link);
+	g->nwaiting++;
+	r->phase = RQ_QUEUED;
+	arm_ms(r->ev, g->lim.queue_timeout_ms);
+	return 0;
+}
+
+void upreq_cancel(struct upreq *r)
+{
+	struct upgroup *g = r->g;
+
+	if (r->ev) {
+		event_free(r->ev);
+		r->ev = NULL;
+	}
+	switch (r->phase) {
+	case RQ_IDLE:
+		return;
+	case RQ_QUEUED:
+		TAILQ_REMOVE(&g->waiting, r, link);
+		g->nwaiting--;
+		r->phase = RQ_IDLE;
+		group_maybe_free(g);
+		return;
+	case RQ_HANDOVER:
+		r->phase = RQ_IDLE;
+		if (r->uc) {   /* a healthy connection: back for the next */
+			struct upconn *uc = r->uc;
+			r->uc = NULL;
+			uc->requests--;   /* handed over after serving >= 1;
+			                     release counts one more */
+			upconn_release(uc, true, false);
+			return;
+		}
+		slot_freed(g);
+		return;
+	case RQ_CONNECT:
+	case RQ_TLS:
+		r->phase = RQ_IDLE;
+		close_conn(r->uc->fd, r->uc->tls, false, true);
+		upconn_forget(r->uc);
+		r->uc = NULL;
+		slot_freed(g);
+		return;
+	}
+}
