@@ -157,25 +157,95 @@ def serve_tls(addrs, a):
     serve(addrs, h)
 
 
+def read_chunked(rfile):
+    """Reads a chunked body from rfile; returns (length, sha256 hex)."""
+    h, n = hashlib.sha256(), 0
+    while True:
+        size = int(rfile.readline().split(b";")[0], 16)
+        if size == 0:
+            while rfile.readline() not in (b"\r\n", b""):
+                pass   # trailers
+            return n, h.hexdigest()
+        left = size
+        while left:
+            d = rfile.read(min(left, CHUNK))
+            if not d:
+                raise OSError("cut chunked body")
+            h.update(d)
+            left -= len(d)
+        n += size
+        rfile.readline()
+
+
+def ws_accept(key):
+    import base64
+    guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+    return base64.b64encode(hashlib.sha1((key + guid).encode()).digest()).decode()
+
+
 def serve_http(addrs, tls=None):
-    """Answers every request with what it saw: method, path, Host."""
+    """Answers every request with what it saw: method, path, Host, header
+    names, Via, the body's length and sha256 (Content-Length or chunked).
+    /download?bytes=N&seed=S answers a chunked pattern; /slow?ms=N waits
+    first; a websocket upgrade gets its 101, then an echo of raw bytes."""
     import http.server
+    import urllib.parse
 
     class H(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_any(self):
-            n = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(n) if n else b""
+            url = urllib.parse.urlsplit(self.path)
+            q = dict(urllib.parse.parse_qsl(url.query))
+            if self.headers.get("Upgrade", "").lower() == "websocket":
+                return self.websocket()
+            if url.path == "/slow":
+                time.sleep(int(q.get("ms", "1000")) / 1000)
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                n, digest = read_chunked(self.rfile)
+            else:
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                digest = hashlib.sha256(body).hexdigest()
+            if url.path == "/download":
+                return self.download(int(q["bytes"]), int(q.get("seed", "0")))
             out = json.dumps({"method": self.command, "path": self.path,
                               "host": self.headers.get("Host"),
-                              "body": len(body)}).encode() + b"\n"
+                              "headers": [k.lower() for k in self.headers.keys()],
+                              "via": self.headers.get("Via"),
+                              "body": n, "sha256": digest}).encode() + b"\n"
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()
-            self.wfile.write(out)
+            if self.command != "HEAD":
+                self.wfile.write(out)
         do_GET = do_POST = do_PUT = do_HEAD = do_any
+
+        def download(self, n, seed):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for b in pattern(n, seed=seed):
+                self.wfile.write(b"%x\r\n" % len(b) + b + b"\r\n")
+            self.wfile.write(b"0\r\nX-Trailer: yes\r\n\r\n")
+
+        def websocket(self):
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept",
+                             ws_accept(self.headers.get("Sec-WebSocket-Key", "")))
+            self.end_headers()
+            self.wfile.flush()
+            self.wfile.write(b"hello from the websocket server\n")
+            self.wfile.flush()
+            while True:
+                d = self.connection.recv(CHUNK)
+                if not d:
+                    break
+                self.connection.sendall(d)
+            self.close_connection = True
 
         def log_message(self, *a):
             pass
@@ -358,6 +428,196 @@ def c_hold(a):
     return {"served_before": sum(first), "served_after": sum(late), "waiting": len(waiting)}
 
 
+class _File:
+    """Lets http.client.HTTPResponse read several responses from one
+    buffered file: pipelined responses are not lost to read-ahead, and a
+    response done with the file does not close it for the next."""
+    def __init__(self, f):
+        self.f = f
+
+    def makefile(self, *a, **kw):
+        return self
+
+    def close(self):
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def read_responses(f, methods):
+    """Reads one response per method from f, in order."""
+    import http.client
+    out = []
+    for m in methods:
+        r = http.client.HTTPResponse(_File(f), method=m)
+        r.begin()
+        body = r.read()
+        out.append({"status": r.status, "body": body.decode(errors="replace"),
+                    "close": r.will_close})
+    return out
+
+
+def request_bytes(method, path, host, extra=b"", body=b""):
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n".encode() + extra
+    if body:
+        head += b"Content-Length: %d\r\n" % len(body)
+    return head + b"\r\n" + body
+
+
+def c_http(a):
+    """a.count GETs of a.path, a.parallel at a time; each on a connection
+    of its own unless --keep-alive. Counts statuses and checks bodies."""
+    import concurrent.futures
+    import http.client
+    fam, (host, port) = parse_addr(a.to)
+
+    def one_conn(n):
+        res = []
+        c = http.client.HTTPConnection(host, port, timeout=a.timeout)
+        c._create_connection = lambda *x, **k: connect(a.to, a.timeout)
+        for i in range(n):
+            path = a.path + ("&" if "?" in a.path else "?") + f"i={i}"
+            c.request("GET", path, headers={"Host": a.host})
+            r = c.getresponse()
+            body = r.read()
+            good = r.status == 200 and json.loads(body)["path"] == path
+            res.append(r.status if good else -r.status)
+        c.close()
+        return res
+
+    jobs = [a.count // a.parallel + (i < a.count % a.parallel) for i in range(a.parallel)]
+    statuses = {}
+    with concurrent.futures.ThreadPoolExecutor(a.parallel) as ex:
+        if a.keep_alive:
+            results = ex.map(one_conn, jobs)
+        else:
+            results = ex.map(lambda n: sum((one_conn(1) for _ in range(n)), []), jobs)
+        for res in results:
+            for st in res:
+                statuses[str(st)] = statuses.get(str(st), 0) + 1
+    return {"statuses": statuses}
+
+
+def c_raw(a):
+    """Sends a.data (a Python bytes literal) and returns all that came
+    back until the server closed, with how it closed."""
+    import ast
+    s = connect(a.to, a.timeout)
+    s.sendall(ast.literal_eval(a.data))
+    got, how = b"", "eof"
+    try:
+        while True:
+            d = s.recv(CHUNK)
+            if not d:
+                break
+            got += d
+    except ConnectionResetError:
+        how = "reset"
+    except socket.timeout:
+        how = "open"
+    return {"response": got.decode(errors="replace"), "closed": how}
+
+
+def c_pipeline(a):
+    """Sends every request of a.paths in one write (the last one with
+    Connection: close, HEAD for paths starting with HEAD:) and reads the
+    responses in order."""
+    s = connect(a.to, a.timeout)
+    paths = a.paths.split(",")
+    methods = ["HEAD" if p.startswith("HEAD:") else "GET" for p in paths]
+    data = b""
+    for i, (m, p) in enumerate(zip(methods, paths)):
+        extra = b"Connection: close\r\n" if i == len(paths) - 1 else b""
+        data += request_bytes(m, p.replace("HEAD:", ""), a.host, extra)
+    s.sendall(data)
+    f = s.makefile("rb")
+    return {"responses": read_responses(f, methods)}
+
+
+def c_bulk(a):
+    """Uploads a.bytes of pattern chunked (POST /upload), then downloads as
+    many chunked (GET /download), on one keep-alive connection; checks both
+    sha256s end to end."""
+    s = connect(a.to, a.timeout)
+    s.sendall(f"POST /upload HTTP/1.1\r\nHost: {a.host}\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n".encode())
+    h = hashlib.sha256()
+    for b in pattern(a.bytes, seed=3):
+        h.update(b)
+        s.sendall(b"%x\r\n" % len(b) + b + b"\r\n")
+    s.sendall(b"0\r\n\r\n")
+    f = s.makefile("rb")
+    up = read_responses(f, ["POST"])[0]
+    seen = json.loads(up["body"])
+    upload_ok = seen["body"] == a.bytes and seen["sha256"] == h.hexdigest()
+    s.sendall(request_bytes("GET", f"/download?bytes={a.bytes}&seed=5", a.host,
+                            b"Connection: close\r\n"))
+    import http.client
+    r = http.client.HTTPResponse(_File(f), method="GET")
+    r.begin()
+    chunked = r.chunked
+    n, digest = read_to_eof(r.read)
+    want = hashlib.sha256()
+    for b in pattern(a.bytes, seed=5):
+        want.update(b)
+    return {"upload_ok": upload_ok, "download_ok": n == a.bytes and digest == want.hexdigest(),
+            "download_chunked": chunked, "status": [up["status"], r.status]}
+
+
+def c_ws(a):
+    """A websocket upgrade, then a.bytes echoed back through the tunnel."""
+    import base64
+    s = connect(a.to, a.timeout)
+    key = base64.b64encode(b"attache-e2e-key!").decode()
+    s.sendall(request_bytes("GET", "/chat", a.host,
+                            ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                             f"Sec-WebSocket-Key: {key}\r\n"
+                             "Sec-WebSocket-Version: 13\r\n").encode()))
+    f = s.makefile("rb", buffering=0)
+    status = f.readline()
+    headers = {}
+    while True:
+        line = f.readline()
+        if line in (b"\r\n", b""):
+            break
+        k, _, v = line.decode().partition(":")
+        headers[k.strip().lower()] = v.strip()
+    hello = f.readline()
+    out = {"status": status.decode().strip(), "accept_ok":
+           headers.get("sec-websocket-accept") == ws_accept(key),
+           "hello": hello.decode().strip()}
+    done = threading.Event()
+
+    def writer():
+        out["sent_sha"] = send_pattern(s, a.bytes, seed=9)
+        s.shutdown(socket.SHUT_WR)
+        done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    out["recv"], out["recv_sha"] = read_to_eof(s.recv)
+    t.join()
+    out["intact"] = out["recv"] == a.bytes and out["recv_sha"] == out.pop("sent_sha")
+    return out
+
+
+def c_expect(a):
+    """POST with Expect: 100-continue: the body goes only after the 100."""
+    s = connect(a.to, a.timeout)
+    body = b"x" * a.bytes
+    s.sendall(f"POST /expect HTTP/1.1\r\nHost: {a.host}\r\nExpect: 100-continue\r\n"
+              f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode())
+    f = s.makefile("rb")
+    interim = f.readline().decode().strip()
+    while f.readline() not in (b"\r\n", b""):
+        pass
+    s.sendall(body)
+    final = read_responses(f, ["POST"])[0]
+    return {"interim": interim, "status": final["status"],
+            "body": json.loads(final["body"])["body"]}
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="mode", required=True)
@@ -371,7 +631,8 @@ def main():
         sp.add_argument("--max-tls")
         sp.add_argument("--truncate", action="store_true")
     for name in ("c-echo", "c-halfclose", "c-slowread", "c-probe", "c-hold", "c-tls",
-                 "c-banner", "c-line"):
+                 "c-banner", "c-line", "c-http", "c-raw", "c-pipeline", "c-bulk", "c-ws",
+                 "c-expect"):
         sp = sub.add_parser(name)
         sp.add_argument("--to", required=True)
         sp.add_argument("--bytes", type=int, default=0)
@@ -380,6 +641,12 @@ def main():
         sp.add_argument("--count", type=int, default=0)
         sp.add_argument("--timeout", type=float, default=10.0)
         sp.add_argument("--sni")
+        sp.add_argument("--host", default="api.partner.example")
+        sp.add_argument("--path", default="/")
+        sp.add_argument("--paths", default="/")
+        sp.add_argument("--parallel", type=int, default=1)
+        sp.add_argument("--keep-alive", action="store_true")
+        sp.add_argument("--data", default="b''")
     a = p.parse_args()
     if a.mode == "echo":
         serve(a.listen, h_echo)
@@ -398,7 +665,9 @@ def main():
     else:
         fn = {"c-echo": c_echo, "c-halfclose": c_halfclose, "c-slowread": c_slowread,
               "c-probe": c_probe, "c-hold": c_hold, "c-tls": c_tls,
-              "c-banner": c_banner, "c-line": c_line}[a.mode]
+              "c-banner": c_banner, "c-line": c_line, "c-http": c_http, "c-raw": c_raw,
+              "c-pipeline": c_pipeline, "c-bulk": c_bulk, "c-ws": c_ws,
+              "c-expect": c_expect}[a.mode]
         print(json.dumps(fn(a)), flush=True)
 
 

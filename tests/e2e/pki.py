@@ -102,6 +102,10 @@ def make(d):
     leaf("notyet", "api.partner.example", ["api.partner.example"],
          not_before=NOW + DAY, not_after=NOW + 30 * DAY)
     leaf("wrongname", "other.example", ["other.example"])
+    leaf("http", "api.partner.example", ["api.partner.example", "other.partner.example",
+                                         "idle.partner.example", "ws.partner.example",
+                                         "bulk.partner.example", "slow.partner.example",
+                                         "via.partner.example"])
 
     k = _key()
     write("selfsigned.pem", _cert(k, "api.partner.example", sans=["api.partner.example"]))
