@@ -55,6 +55,7 @@ struct exchange {
 	enum xstate st;
 	struct side a, u;           /* the app, the upstream */
 	struct event *timer;        /* idle timeout, linger */
+	struct event *kick;         /* a pump that yielded comes back here */
 	uint64_t last_active_ms;
 	bool app_eof;
 	struct buf *ain, *aout, *uin, *uout;
@@ -1027,8 +1028,9 @@ static void pump(struct exchange *x)
 	for (int round = 0;; round++) {
 		int r = 0;
 		if (round == 32) {
-			/* Let other connections run: come back from the loop. */
-			event_active(x->a.wev, EV_WRITE, 1);
+			/* Let other connections run: come back from the loop.
+			 * (Not through a socket event: arming may delete it.) */
+			event_active(x->kick, EV_TIMEOUT, 1);
 			break;
 		}
 		if (x->st == XS_HEAD)
@@ -1044,6 +1046,11 @@ static void pump(struct exchange *x)
 }
 
 /* ------------------------------------------------------------ timer */
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	pump(arg);
+}
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -1110,7 +1117,8 @@ struct exchange *exchange_new(struct proxy *px, struct config *cfg, int app_fd,
 	http1_init(&x->rq, HTTP1_REQUEST);
 	http1_init(&x->rs, HTTP1_RESPONSE);
 	x->timer = evtimer_new(px->base, on_timer, x);
-	if (!x->timer || !side_init(x, &x->a, app_fd)) {
+	x->kick = event_new(px->base, -1, 0, on_kick, x);
+	if (!x->timer || !x->kick || !side_init(x, &x->a, app_fd)) {
 		exchange_free(x);
 		return NULL;
 	}
@@ -1134,6 +1142,8 @@ void exchange_free(struct exchange *x)
 	side_free(&x->u);
 	if (x->timer)
 		event_free(x->timer);
+	if (x->kick)
+		event_free(x->kick);
 	for (int i = 0; i < 4; i++)
 		if (*bufp(x, i))
 			bufpool_put(&x->px->pool, *bufp(x, i));

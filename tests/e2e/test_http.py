@@ -99,7 +99,11 @@ def hw(module_world):
     path = w.write_config(w.config_text)
     w.init("--proxy-uid", str(PROXY_UID))
     w.start_attache("-c", path)
-    return w
+    yield w
+    # Under a sanitizer build (ATTACHE_BUILD=build-asan) this is where a
+    # memory error would show.
+    assert w.attache.poll() is None, "attache died: " + w.stderr()
+    assert "runtime error" not in w.stderr() and "Sanitizer" not in w.stderr()
 
 
 def nginx_lines(w, marker):
