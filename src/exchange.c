@@ -4,9 +4,11 @@
  *   EXCH (request out, response back, both streamed) ─► done ─► HEAD ...
  *                                    └─ 101 / CONNECT 2xx ─► TUNNEL (relay)
  *
- * One pump moves whatever can move and then asks for the events it
- * lacks; readiness is remembered (rd/wr flags), so a request costs one
- * read and one write each way when it fits in a buffer. */
+ * One pump moves whatever can move. Sockets are watched edge-triggered,
+ * registered once (the app's for its life, an upstream's by upgroup.c
+ * for its whole life, pooled or not), and readiness is remembered in
+ * rd/wr flags: a small request costs one read and one write each way and
+ * no epoll_ctl at all. */
 #include "attache/exchange.h"
 
 #include <errno.h>
@@ -33,15 +35,13 @@
 
 enum xstate { XS_HEAD, XS_WAIT, XS_EXCH, XS_TUNNEL, XS_LINGER };
 
-/* One side's socket: events and what we know of its readiness. */
+/* One side's socket and what we know of its readiness. */
 struct side {
 	int fd;
 	struct tls *tls;            /* upstream on tls routes; not owned */
-	struct event *rev, *wev;
-	bool rd_on, wr_on;          /* events added */
+	struct event *ev;           /* the app's (the upstream's is upgroup's) */
 	bool rd_ready, wr_ready;    /* worth a syscall without an event */
-	short tls_rd_want, tls_wr_want;   /* TLS: the event a read / write
-	                                     waits for (0: as named) */
+	bool hup;                   /* the peer closed: read to the end */
 	size_t tls_wlen;            /* a TLS write to repeat with this length */
 };
 
@@ -139,28 +139,6 @@ static size_t blen(const struct buf *b)
 
 enum { IO_AGAIN = -1, IO_ERR = -2 };
 
-static void side_set_read(struct side *s, bool on)
-{
-	if (on == s->rd_on)
-		return;
-	s->rd_on = on;
-	if (on)
-		event_add(s->rev, NULL);
-	else
-		event_del(s->rev);
-}
-
-static void side_set_write(struct side *s, bool on)
-{
-	if (on == s->wr_on)
-		return;
-	s->wr_on = on;
-	if (on)
-		event_add(s->wev, NULL);
-	else
-		event_del(s->wev);
-}
-
 /* Reads into b: >0, 0 at EOF, IO_AGAIN, or IO_ERR with errno set (or
  * EPROTO for TLS, whose reason tls_error() gives). */
 static ssize_t side_read(struct side *s, struct buf *b)
@@ -171,10 +149,9 @@ static ssize_t side_read(struct side *s, struct buf *b)
 	if (buf_room(b) < BUF_SIZE / 4)
 		buf_compact(b);
 	if (s->tls) {
-		s->tls_rd_want = 0;
 		n = tls_read(s->tls, b->data + b->tail, buf_room(b), &want);
 		if (n == TLS_AGAIN) {
-			s->tls_rd_want = want;
+			/* Whichever way it waits, an edge will come. */
 			s->rd_ready = false;
 			if (want == EV_WRITE)
 				s->wr_ready = false;
@@ -184,8 +161,11 @@ static ssize_t side_read(struct side *s, struct buf *b)
 			errno = EPROTO;
 			return IO_ERR;
 		}
+		if (n > 0 && tls_read_drained(s->tls))
+			s->rd_ready = s->hup;
 	} else {
-		n = recv(s->fd, b->data + b->tail, buf_room(b), 0);
+		size_t room = buf_room(b);
+		n = recv(s->fd, b->data + b->tail, room, 0);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR) {
 				s->rd_ready = false;
@@ -193,6 +173,11 @@ static ssize_t side_read(struct side *s, struct buf *b)
 			}
 			return IO_ERR;
 		}
+		/* A short read emptied the socket: the next read waits for an
+		 * edge instead of paying a syscall for EAGAIN (unless the peer
+		 * closed: its EOF brings no edge of its own). */
+		if (n > 0 && (size_t)n < room)
+			s->rd_ready = s->hup;
 	}
 	b->tail += (uint32_t)n;
 	return n;
@@ -206,11 +191,9 @@ static ssize_t side_write(struct side *s, const uint8_t *p, size_t len)
 	if (s->tls) {
 		if (s->tls_wlen)
 			len = s->tls_wlen;   /* the same arguments, as wolfSSL asks */
-		s->tls_wr_want = 0;
 		n = tls_write(s->tls, p, len, &want);
 		if (n == TLS_AGAIN) {
 			s->tls_wlen = len;
-			s->tls_wr_want = want;
 			s->wr_ready = false;
 			if (want == EV_READ)
 				s->rd_ready = false;
@@ -236,72 +219,55 @@ static ssize_t side_write(struct side *s, const uint8_t *p, size_t len)
 	return n;
 }
 
-static void on_side(evutil_socket_t fd, short what, void *arg);
+/* An edge on one side: remember what it said, then move. */
+static void side_event(struct exchange *x, struct side *s, short what)
+{
+	/* TLS turns readiness around (a read may wait to write): any edge
+	 * on its socket is worth another try both ways. */
+	if ((what & (EV_READ | EV_CLOSED)) || s->tls)
+		s->rd_ready = true;
+	if ((what & EV_WRITE) || s->tls)
+		s->wr_ready = true;
+	if (what & EV_CLOSED)
+		s->hup = true;
+	x->last_active_ms = relay_now_ms();
+	pump(x);
+}
 
-static bool side_init(struct exchange *x, struct side *s, int fd)
+static void on_app_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *x = arg;
+
+	side_event(x, &x->a, what);
+}
+
+static void on_up_event(struct upconn *uc, short what, void *arg)
+{
+	struct exchange *x = arg;
+
+	side_event(x, &x->u, what);
+}
+
+static void side_reset(struct side *s, int fd, struct tls *tls)
 {
 	s->fd = fd;
-	s->rd_on = s->wr_on = false;
-	s->rd_ready = false;
+	s->tls = tls;
+	s->rd_ready = s->hup = false;
 	s->wr_ready = true;
-	s->tls_rd_want = s->tls_wr_want = 0;
 	s->tls_wlen = 0;
-	s->rev = event_new(x->px->base, fd, EV_READ | EV_PERSIST, on_side, x);
-	s->wev = event_new(x->px->base, fd, EV_WRITE | EV_PERSIST, on_side, x);
-	return s->rev && s->wev;
 }
 
 static void side_free(struct side *s)
 {
-	if (s->rev)
-		event_free(s->rev);
-	if (s->wev)
-		event_free(s->wev);
-	s->rev = s->wev = NULL;
-	s->rd_on = s->wr_on = false;
-	s->tls = NULL;
-}
-
-static void on_side(evutil_socket_t fd, short what, void *arg)
-{
-	struct exchange *x = arg;
-	struct side *s = fd == x->a.fd ? &x->a : &x->u;
-
-	/* TLS turns readiness around (a read may wait to write): any event
-	 * on its socket is worth another try both ways. */
-	if ((what & EV_READ) || s->tls)
-		s->rd_ready = true;
-	if ((what & EV_WRITE) || s->tls)
-		s->wr_ready = true;
-	x->last_active_ms = relay_now_ms();
-	pump(x);
+	if (s->ev)
+		event_free(s->ev);
+	s->ev = NULL;
 }
 
 /* Could a read on s give bytes now? */
 static bool can_read(struct side *s)
 {
 	return s->rd_ready || (s->tls && tls_pending(s->tls) > 0);
-}
-
-/* Asks for the events s lacks: rd/wr say what the pump wants to do. */
-static void side_arm(struct side *s, bool rd, bool wr)
-{
-	bool want_r = false, want_w = false;
-
-	if (rd && !can_read(s)) {
-		if (s->tls && s->tls_rd_want == EV_WRITE)
-			want_w = true;
-		else
-			want_r = true;
-	}
-	if (wr && !s->wr_ready) {
-		if (s->tls && s->tls_wr_want == EV_READ)
-			want_r = true;
-		else
-			want_w = true;
-	}
-	side_set_read(s, want_r);
-	side_set_write(s, want_w);
 }
 
 /* ------------------------------------------------------------ log */
@@ -348,7 +314,6 @@ static void drop_upstream(struct exchange *x, bool reusable)
 		upreq_cancel(&x->ur);
 	x->ur_used = false;
 	if (x->uc) {
-		side_free(&x->u);
 		upconn_release(x->uc, reusable, !reusable);
 		x->uc = NULL;
 	}
@@ -358,8 +323,6 @@ static void drop_upstream(struct exchange *x, bool reusable)
 static void finish(struct exchange *x, const char *outcome,
                    const char *reason, bool abort)
 {
-	side_set_read(&x->a, false);
-	side_set_write(&x->a, false);
 	x->end(x->arg, outcome, reason, abort);
 }
 
@@ -394,14 +357,13 @@ static void linger(struct exchange *x)
 	}
 	x->st = XS_LINGER;
 	side_free(&x->a);
-	x->a.rev = event_new(x->px->base, x->a.fd, EV_READ | EV_PERSIST,
-	                     on_linger, x);
-	if (!x->a.rev) {
+	x->a.ev = event_new(x->px->base, x->a.fd, EV_READ | EV_PERSIST,
+	                    on_linger, x);
+	if (!x->a.ev) {
 		finish(x, "error", "out of memory", true);
 		return;
 	}
-	event_add(x->a.rev, NULL);
-	x->a.rd_on = true;
+	event_add(x->a.ev, NULL);
 	event_del(x->timer);
 	arm(x->timer, LINGER_MS);
 }
@@ -485,9 +447,9 @@ static int got_upconn(struct exchange *x, struct upconn *uc)
 {
 	x->uc = uc;
 	x->st = XS_EXCH;
-	if (!side_init(x, &x->u, uc->fd))
+	side_reset(&x->u, uc->fd, uc->tls);
+	if (!upconn_watch(uc, on_up_event, x))
 		return respond_error(x, 502, "error", "out of memory");
-	x->u.tls = uc->tls;
 	if (!x->rep->upstream.ss_family) {
 		x->rep->upstream = uc->g->key.addr;
 		if (uc->tls) {
@@ -642,7 +604,7 @@ static void on_relay_end(struct relay *r, const char *outcome,
 static void start_tunnel(struct exchange *x)
 {
 	side_free(&x->a);
-	side_free(&x->u);
+	upconn_unwatch(x->uc);
 	if (relay_init(&x->relay, x->px->base, x->a.fd, x->uc->fd, &x->px->pool,
 	               on_relay_end) < 0) {
 		finish(x, "error", "out of memory", true);
@@ -1002,27 +964,6 @@ static int exch_step(struct exchange *x)
 	return a | b;
 }
 
-static void arm_events(struct exchange *x)
-{
-	switch (x->st) {
-	case XS_HEAD:
-		side_arm(&x->a, !x->app_eof, false);
-		break;
-	case XS_WAIT:
-		side_arm(&x->a, false, false);
-		break;
-	case XS_EXCH:
-		side_arm(&x->a, !x->req_done && !x->app_eof,
-		         blen(x->aout) || x->resp_ready);
-		side_arm(&x->u, !x->resp_done,
-		         blen(x->uout) || x->req_ready);
-		break;
-	case XS_TUNNEL:
-	case XS_LINGER:
-		break;
-	}
-}
-
 static void pump(struct exchange *x)
 {
 	for (int round = 0;; round++) {
@@ -1042,7 +983,6 @@ static void pump(struct exchange *x)
 		if (r == 0)
 			break;
 	}
-	arm_events(x);
 }
 
 /* ------------------------------------------------------------ timer */
@@ -1118,7 +1058,11 @@ struct exchange *exchange_new(struct proxy *px, struct config *cfg, int app_fd,
 	http1_init(&x->rs, HTTP1_RESPONSE);
 	x->timer = evtimer_new(px->base, on_timer, x);
 	x->kick = event_new(px->base, -1, 0, on_kick, x);
-	if (!x->timer || !x->kick || !side_init(x, &x->a, app_fd)) {
+	side_reset(&x->a, app_fd, NULL);
+	x->a.ev = event_new(px->base, app_fd,
+	                    EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED,
+	                    on_app_event, x);
+	if (!x->timer || !x->kick || !x->a.ev || event_add(x->a.ev, NULL) < 0) {
 		exchange_free(x);
 		return NULL;
 	}
@@ -1139,7 +1083,6 @@ void exchange_free(struct exchange *x)
 		relay_release(&x->relay);
 	drop_upstream(x, false);
 	side_free(&x->a);
-	side_free(&x->u);
 	if (x->timer)
 		event_free(x->timer);
 	if (x->kick)

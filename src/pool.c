@@ -42,15 +42,16 @@ static void drop(struct pool *p, struct pool_entry *e, const char *why)
 	free(e);
 }
 
-bool pool_put(struct pool *p, const struct pool_key *k, int fd,
-              struct tls *tls, void *ref, unsigned requests, uint64_t now_ms)
+struct pool_entry *pool_put(struct pool *p, const struct pool_key *k, int fd,
+                            struct tls *tls, void *ref, unsigned requests,
+                            uint64_t now_ms)
 {
 	struct pool_entry *e;
 
 	if (p->max_idle == 0 || (p->max_requests && requests >= p->max_requests))
-		return false;
+		return NULL;
 	if (!(e = calloc(1, sizeof(*e))))
-		return false;
+		return NULL;
 	e->key = *k;
 	e->fd = fd;
 	e->tls = tls;
@@ -63,13 +64,19 @@ bool pool_put(struct pool *p, const struct pool_key *k, int fd,
 		p->stats.evicted++;
 		drop(p, TAILQ_LAST(&p->idle, pool_list), "pool full");
 	}
-	return true;
+	return e;   /* the newest is never the one evicted */
+}
+
+void pool_remove(struct pool *p, struct pool_entry *e, const char *why)
+{
+	p->stats.dead++;
+	drop(p, e, why);
 }
 
 /* Is an idle connection still fit for a request? Its peer must not have
  * closed it or sent anything: a byte now would be a late or stray reply
  * (or a close_notify), and a request sent after it would be misframed. */
-static bool healthy(const struct pool_entry *e)
+bool pool_peek_healthy(const struct pool_entry *e)
 {
 	char b;
 	ssize_t n;
@@ -94,7 +101,7 @@ bool pool_take(struct pool *p, const struct pool_key *k, uint64_t now_ms,
 			drop(p, e, "idle timeout");
 			continue;
 		}
-		if (!healthy(e)) {
+		if (!(p->check ? p->check(e, now_ms, p->arg) : pool_peek_healthy(e))) {
 			p->stats.dead++;
 			drop(p, e, "closed or readable while idle");
 			continue;

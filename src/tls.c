@@ -51,6 +51,7 @@ struct tls {
 	int fd;
 	struct bufpool *pool;
 	struct buf *rb;      /* ciphertext read ahead, served to wolfSSL */
+	bool rx_short;       /* the last recv() emptied the socket */
 	char name[NAME_MAX_LEN];
 	struct sockaddr_storage addr;
 	bool done;           /* handshake completed and checked */
@@ -237,6 +238,7 @@ static int recv_cb(WOLFSSL *ssl, char *out, int sz, void *arg)
 		if (!(b = bufpool_get(t->pool)))
 			return WOLFSSL_CBIO_ERR_GENERAL;
 		n = recv(t->fd, b->data, BUF_SIZE, 0);
+		t->rx_short = n < BUF_SIZE;
 		if (n <= 0) {
 			int err = errno;
 			bufpool_put(t->pool, b);
@@ -260,6 +262,11 @@ static int recv_cb(WOLFSSL *ssl, char *out, int sz, void *arg)
 		t->rb = NULL;
 	}
 	return (int)k;
+}
+
+bool tls_read_drained(struct tls *t)
+{
+	return t->rx_short && tls_pending(t) == 0;
 }
 
 static bool is_ip(const char *name)

@@ -83,14 +83,26 @@ static void close_conn(int fd, struct tls *t, bool polite, bool abort)
 	socket_close(fd, abort);
 }
 
+static void upconn_forget(struct upconn *uc);
+
 /* The pool drops an idle connection (expired, dead, over max_idle). */
 static void on_pool_close(struct pool_entry *e, const char *why, void *arg)
 {
 	struct upgroup *g = arg;
+	struct upconn *uc = e->ref;
 
 	(void)why;
-	close_conn(e->fd, e->tls, true, false);
+	close_conn(uc->fd, uc->tls, true, false);
+	upconn_forget(uc);
 	slot_freed(g);
+}
+
+/* Events drop a connection that turns readable while idle; what is left
+ * to check is one that idled long, where a peek is cheap insurance. */
+static bool pool_check(const struct pool_entry *e, uint64_t now_ms, void *arg)
+{
+	(void)arg;
+	return now_ms - e->idle_since_ms < 1000 || pool_peek_healthy(e);
 }
 
 struct upgroup *upgroup_get(struct proxy *px, const struct pool_key *key,
@@ -113,6 +125,7 @@ struct upgroup *upgroup_get(struct proxy *px, const struct pool_key *key,
 	g->lim = *lim;
 	pool_init(&g->idle, lim->max_idle, lim->idle_timeout_ms,
 	          lim->max_requests, on_pool_close, g);
+	g->idle.check = pool_check;
 	TAILQ_INIT(&g->waiting);
 	LIST_INSERT_HEAD(&px->groups, g, link);
 	return g;
@@ -158,45 +171,76 @@ static struct upconn *upconn_new(struct upgroup *g, int fd,
 	return uc;
 }
 
-/* Frees the struct; the fd and TLS go on (to the pool) or are closed by
- * the caller. */
+/* Frees the struct and its event; the caller closed the socket. */
 static void upconn_forget(struct upconn *uc)
 {
+	if (uc->ev)
+		event_free(uc->ev);
 	proxy_up_port(uc->g->px, &uc->local, -1);
 	LIST_REMOVE(uc, link);
 	free(uc);
 }
 
+static void on_upconn_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct upconn *uc = arg;
+
+	if (uc->idle) {
+		/* Idle: a late reply, a close_notify, a FIN or a reset. A
+		 * request sent now would be misframed or lost: drop it. */
+		if (what & (EV_READ | EV_CLOSED))
+			pool_remove(&uc->g->idle, uc->idle, "readable while idle");
+		return;
+	}
+	if (uc->io)
+		uc->io(uc, what, uc->io_arg);
+}
+
+bool upconn_watch(struct upconn *uc, upconn_io_fn io, void *arg)
+{
+	uc->io = io;
+	uc->io_arg = arg;
+	if (uc->ev)
+		return true;
+	uc->ev = event_new(uc->g->px->base, uc->fd,
+	                   EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED,
+	                   on_upconn_event, uc);
+	return uc->ev && event_add(uc->ev, NULL) == 0;
+}
+
+void upconn_unwatch(struct upconn *uc)
+{
+	if (uc->ev)
+		event_free(uc->ev);
+	uc->ev = NULL;
+	uc->io = NULL;
+}
+
 void upconn_release(struct upconn *uc, bool reusable, bool abort)
 {
 	struct upgroup *g = uc->g;
-	unsigned requests = uc->requests + 1;
-	int fd = uc->fd;
-	struct tls *t = uc->tls;
 
-	upconn_forget(uc);
+	uc->requests++;
+	uc->io = NULL;
 	if (reusable && g->nwaiting &&
-	    (!g->lim.max_requests || requests < g->lim.max_requests)) {
+	    (!g->lim.max_requests || uc->requests < g->lim.max_requests)) {
 		struct upreq *r = TAILQ_FIRST(&g->waiting);
-		struct upconn *nu = upconn_new(g, fd, NULL);
-		if (nu) {
-			nu->tls = t;
-			nu->requests = requests;
-			nu->reused = true;
-			TAILQ_REMOVE(&g->waiting, r, link);
-			g->nwaiting--;
-			g->stats.reused++;
-			r->uc = nu;
-			r->phase = RQ_HANDOVER;
-			event_del(r->ev);
-			event_active(r->ev, EV_TIMEOUT, 1);
-			return;
-		}
-	}
-	if (reusable && pool_put(&g->idle, &g->key, fd, t, NULL, requests,
-	                         relay_now_ms()))
+		TAILQ_REMOVE(&g->waiting, r, link);
+		g->nwaiting--;
+		g->stats.reused++;
+		uc->reused = true;
+		r->uc = uc;
+		r->phase = RQ_HANDOVER;
+		event_del(r->ev);
+		event_active(r->ev, EV_TIMEOUT, 1);
 		return;
-	close_conn(fd, t, !abort, abort);
+	}
+	if (reusable && upconn_watch(uc, NULL, NULL) &&
+	    (uc->idle = pool_put(&g->idle, &g->key, uc->fd, uc->tls, uc,
+	                         uc->requests, relay_now_ms())))
+		return;
+	close_conn(uc->fd, uc->tls, !abort, abort);
+	upconn_forget(uc);
 	slot_freed(g);
 }
 
@@ -425,15 +469,8 @@ int upreq_start(struct upreq *r, struct upgroup *g, upreq_fn done, void *arg,
 	if (!r->fresh && pool_take(&g->idle, &g->key, relay_now_ms(), &fd, &t,
 	                           &ref, &requests)) {
 		g->pins--;
-		if (!(uc = upconn_new(g, fd, NULL))) {
-			close_conn(fd, t, false, true);
-			slot_freed(g);
-			snprintf(r->reason, sizeof(r->reason), "out of memory");
-			*outcome = "error";
-			return -1;
-		}
-		uc->tls = t;
-		uc->requests = requests;
+		uc = ref;
+		uc->idle = NULL;
 		uc->reused = true;
 		g->stats.reused++;
 		*ucp = uc;

@@ -39,6 +39,9 @@ struct pool_entry {
 
 /* Closes an entry's connection and drops its ref; why is for the log. */
 typedef void (*pool_close_fn)(struct pool_entry *e, const char *why, void *arg);
+/* Is an idle entry fit for reuse? (Default: pool_peek_healthy.) */
+typedef bool (*pool_check_fn)(const struct pool_entry *e, uint64_t now_ms,
+                              void *arg);
 
 struct pool {
 	TAILQ_HEAD(pool_list, pool_entry) idle;
@@ -47,6 +50,7 @@ struct pool {
 	uint64_t idle_timeout_ms;
 	unsigned max_requests;         /* 0: no limit */
 	pool_close_fn close;
+	pool_check_fn check;           /* NULL: pool_peek_healthy */
 	void *arg;
 	struct {
 		uint64_t reused, dead, expired, evicted;
@@ -56,11 +60,20 @@ struct pool {
 void pool_init(struct pool *p, size_t max_idle, uint64_t idle_timeout_ms,
                unsigned max_requests, pool_close_fn close, void *arg);
 
-/* Keeps a connection that just finished a request. Returns false when the
- * pool will not keep it (it served max_requests); the caller closes it
- * then. May close the longest-idle entry to stay within max_idle. */
-bool pool_put(struct pool *p, const struct pool_key *k, int fd,
-              struct tls *tls, void *ref, unsigned requests, uint64_t now_ms);
+/* Keeps a connection that just finished a request. Returns its entry, or
+ * NULL when the pool will not keep it (it served max_requests); the
+ * caller closes it then. May close the longest-idle entry to stay within
+ * max_idle. */
+struct pool_entry *pool_put(struct pool *p, const struct pool_key *k, int fd,
+                            struct tls *tls, void *ref, unsigned requests,
+                            uint64_t now_ms);
+
+/* Closes one idle entry that its owner found dead (counted as dead). */
+void pool_remove(struct pool *p, struct pool_entry *e, const char *why);
+
+/* The MSG_PEEK check: not closed by the peer, nothing unasked-for to read
+ * (in the socket, or held inside TLS). One syscall. */
+bool pool_peek_healthy(const struct pool_entry *e);
 
 /* Hands out the most recently idle healthy connection for k (true), and
  * closes the expired or dead ones it meets on the way. The caller owns

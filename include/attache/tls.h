@@ -71,6 +71,11 @@ ssize_t tls_write(struct tls *t, const void *buf, size_t len, short *want);
 /* Bytes held (decrypted, or read ahead) that no socket event announces. */
 size_t tls_pending(struct tls *t);
 
+/* Did the last read leave nothing behind, neither in the socket (its
+ * last recv() came back short) nor held here? Then the next read can wait
+ * for an event instead of paying a syscall for EAGAIN. */
+bool tls_read_drained(struct tls *t);
+
 /* Sends close_notify (best effort: the socket is not waited for). */
 void tls_close_notify(struct tls *t);
 

@@ -44,7 +44,15 @@ struct upgroup {
 	} stats;
 };
 
-/* One upstream connection while a request holds it (or while dialled). */
+struct upconn;
+
+/* Readiness of a watched connection, edge-triggered (EV_READ, EV_WRITE,
+ * EV_CLOSED): the holder keeps its own ready flags from these. */
+typedef void (*upconn_io_fn)(struct upconn *uc, short what, void *arg);
+
+/* One upstream connection, from its dial to its close: lent to a request,
+ * or idle in its group's pool, where its event stays registered: a byte or
+ * a close while idle takes it out at once, and reuse costs no syscall. */
 struct upconn {
 	LIST_ENTRY(upconn) link;      /* proxy.upconns: for loop detection */
 	struct upgroup *g;
@@ -53,6 +61,10 @@ struct upconn {
 	struct sockaddr_storage local;
 	unsigned requests;            /* requests sent on it before this one */
 	bool reused;                  /* came from the pool */
+	struct event *ev;             /* edge-triggered, read+write+closed */
+	upconn_io_fn io;              /* the holder's; NULL: nobody listens */
+	void *io_arg;
+	struct pool_entry *idle;      /* in the pool: its entry */
 };
 
 /* The answer to an upreq: uc, or NULL with outcome ("connect_failed",
@@ -93,6 +105,13 @@ int upreq_start(struct upreq *r, struct upgroup *g, upreq_fn done, void *arg,
 
 /* Gives up a pending request (the app went away). */
 void upreq_cancel(struct upreq *r);
+
+/* Sends uc's readiness to io (edge-triggered: the first call registers
+ * the event; later ones only change who hears it). */
+bool upconn_watch(struct upconn *uc, upconn_io_fn io, void *arg);
+
+/* Stops watching (a tunnel's relay takes the socket over). */
+void upconn_unwatch(struct upconn *uc);
 
 /* Returns a connection after a request: kept for the next one when
  * reusable, else closed (abort: as a reset). */

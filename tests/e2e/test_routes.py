@@ -77,8 +77,9 @@ def test_routing_by_host_header(routed):
     code, body = curl(routed, f"http://{EXT_V4}/v1/status", "-H", "Host: API.Partner.Example")
     assert code == 200
     # the request reached the server byte for byte, Host included
-    assert json.loads(body) == {"method": "GET", "path": "/v1/status",
-                                "host": "API.Partner.Example", "body": 0}
+    seen = json.loads(body)
+    assert {k: seen[k] for k in ("method", "path", "host", "body")} == {
+        "method": "GET", "path": "/v1/status", "host": "API.Partner.Example", "body": 0}
     e = entry(routed, route="partner-api")
     assert e["name"] == "api.partner.example" and e["name_from"] == "host"
     assert e["action"] == "pass" and e["outcome"] == "ok"
