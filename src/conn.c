@@ -253,7 +253,8 @@ static void dial(struct conn *c)
 	memset(&key, 0, sizeof(key));
 	key.addr = c->up;
 	key.tls_ctx = tls ? c->route->tls : NULL;
-	snprintf(key.name, sizeof(key.name), "%s", c->name);
+	if (tls)
+		snprintf(key.name, sizeof(key.name), "%s", c->name);
 	g = upgroup_get(c->px, &key, tls ? c->route->tls : NULL, c->cfg,
 	                c->route ? &c->route->pool : &c->cfg->pool);
 	if (!g) {
@@ -399,13 +400,14 @@ void conn_accept(struct proxy *px, int fd, const struct sockaddr *peer,
 		conn_close(c, "rejected", origdst_verdict_str(v), false);
 		return;
 	}
-	if (upconn_is_local(px, peer)) {
+	if (upconn_is_loop(px, peer, (struct sockaddr *)&c->dst)) {
 		conn_close(c, "rejected", "loop: attache's own upstream "
 		           "connection was redirected back to it (run attache "
 		           "as the uid given to attache-init --proxy-uid)", true);
 		return;
 	}
-	socket_nodelay(fd);
+	/* TCP_NODELAY comes from the listener (Linux copies it to accepted
+	 * sockets): no setsockopt per connection. */
 	c->cfg = config_ref(px->cfg);
 	c->timer = evtimer_new(px->base, on_timer, c);
 	if (!c->timer) {

@@ -68,6 +68,7 @@ struct exchange {
 	char method[24], target[256];
 	int status;                 /* 0 until the response head came */
 	bool head_req, upgrade_req, connect_req, keep_alive, req_11;
+	bool app_said_close;        /* the request itself asked for a close */
 	bool tunnel;                /* the upstream agreed to the upgrade */
 	bool req_done, resp_head, resp_done, resp_to_eof;
 	bool app_close;             /* close the app's side after this one */
@@ -135,6 +136,14 @@ static size_t blen(const struct buf *b)
 	return b ? buf_len(b) : 0;
 }
 
+/* Worth a read into b? A head must be read until it is whole or over
+ * its bound (any room will do); a body only with a quarter free, for
+ * fewer, larger reads. */
+static bool room_to_read(const struct buf *b, bool body)
+{
+	return !b || buf_len(b) < (body ? BUF_SIZE - BUF_SIZE / 4 : BUF_SIZE);
+}
+
 /* ------------------------------------------------------------ io */
 
 enum { IO_AGAIN = -1, IO_ERR = -2 };
@@ -146,7 +155,7 @@ static ssize_t side_read(struct side *s, struct buf *b)
 	ssize_t n;
 	short want = 0;
 
-	if (buf_room(b) < BUF_SIZE / 4)
+	if (buf_room(b) < BUF_SIZE / 4 || buf_room(b) == 0)
 		buf_compact(b);
 	if (s->tls) {
 		n = tls_read(s->tls, b->data + b->tail, buf_room(b), &want);
@@ -308,13 +317,15 @@ static void log_request(struct exchange *x, const char *outcome,
 
 /* ------------------------------------------------------------ ending */
 
-static void drop_upstream(struct exchange *x, bool reusable)
+/* Gives the upstream connection back (kept when reusable), or closes
+ * it; abort: as a reset, for a request cut short. */
+static void drop_upstream(struct exchange *x, bool reusable, bool abort)
 {
 	if (x->ur_used)
 		upreq_cancel(&x->ur);
 	x->ur_used = false;
 	if (x->uc) {
-		upconn_release(x->uc, reusable, !reusable);
+		upconn_release(x->uc, reusable, abort);
 		x->uc = NULL;
 	}
 }
@@ -323,49 +334,54 @@ static void drop_upstream(struct exchange *x, bool reusable)
 static void finish(struct exchange *x, const char *outcome,
                    const char *reason, bool abort)
 {
+	/* A tunnel that ended well closes its upstream gently too, so the
+	 * last bytes and the close_notify are not reset away. */
+	if (x->relaying && !abort)
+		drop_upstream(x, false, false);
 	x->end(x->arg, outcome, reason, abort);
 }
 
-static void on_linger(evutil_socket_t fd, short what, void *arg)
+static void end_linger(struct exchange *x)
 {
-	struct exchange *x = arg;
+	finish(x, x->outcome ? x->outcome : "ok",
+	       x->outcome ? x->reason : NULL, false);
+}
+
+/* Reads and drops what the app still sends; -1 once done (x is gone). */
+static int linger_step(struct exchange *x)
+{
 	char sink[4096];
 	ssize_t n;
 
-	if (!(what & EV_TIMEOUT)) {
-		n = recv(fd, sink, sizeof(sink), 0);
-		if (n > 0 && (x->lingered += (size_t)n) < LINGER_BYTES)
-			return;
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
+	while (can_read(&x->a)) {
+		n = recv(x->a.fd, sink, sizeof(sink), 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			x->a.rd_ready = false;
+			return 0;
+		}
+		if (n <= 0 || (x->lingered += (size_t)n) >= LINGER_BYTES) {
+			end_linger(x);
+			return -1;
+		}
 	}
-	finish(x, x->outcome ? x->outcome : "ok",
-	       x->outcome ? x->reason : NULL, false);
+	return 0;
 }
 
 /* Closes the app's side once what we wrote has gone: a shutdown, then
  * whatever the app still sends is read and dropped for a while, so our
  * close does not reset our last response away. */
-static void linger(struct exchange *x)
+static int linger(struct exchange *x)
 {
-	drop_upstream(x, false);
+	drop_upstream(x, false, true);
 	shutdown(x->a.fd, SHUT_WR);
 	if (x->app_eof) {
-		finish(x, x->outcome ? x->outcome : "ok",
-		       x->outcome ? x->reason : NULL, false);
-		return;
+		end_linger(x);
+		return -1;
 	}
 	x->st = XS_LINGER;
-	side_free(&x->a);
-	x->a.ev = event_new(x->px->base, x->a.fd, EV_READ | EV_PERSIST,
-	                    on_linger, x);
-	if (!x->a.ev) {
-		finish(x, "error", "out of memory", true);
-		return;
-	}
-	event_add(x->a.ev, NULL);
 	event_del(x->timer);
 	arm(x->timer, LINGER_MS);
+	return linger_step(x);
 }
 
 /* Answers the request with our own response and closes: nothing of it
@@ -391,7 +407,7 @@ static int respond_error(struct exchange *x, int status, const char *outcome,
 		finish(x, outcome, x->reason, true);
 		return -1;
 	}
-	linger(x);
+	(void)linger(x);
 	return -1;
 }
 
@@ -403,7 +419,7 @@ static void reset_request(struct exchange *x)
 	x->host[0] = x->method[0] = x->target[0] = '\0';
 	x->status = 0;
 	x->head_req = x->upgrade_req = x->connect_req = false;
-	x->keep_alive = x->req_11 = x->tunnel = false;
+	x->keep_alive = x->req_11 = x->tunnel = x->app_said_close = false;
 	x->req_done = x->resp_head = x->resp_done = x->resp_to_eof = false;
 	x->app_close = x->up_reusable = false;
 	x->req_ready = x->resp_ready = 0;
@@ -504,6 +520,7 @@ static int begin_request(struct exchange *x, size_t hlen)
 	x->req_11 = h->minor >= 1;
 	/* HTTP/1.0 apps close after each response: so do we, at once. */
 	x->keep_alive = h->keep_alive && h->minor >= 1;
+	x->app_said_close = !h->keep_alive;
 
 	x->route = route_match(x->cfg, (struct sockaddr *)&x->dst,
 	                       x->host[0] ? x->host : NULL);
@@ -562,7 +579,11 @@ static int begin_request(struct exchange *x, size_t hlen)
 	memset(&key, 0, sizeof(key));
 	key.addr = up;
 	key.tls_ctx = x->action == ACTION_TLS ? x->route->tls : NULL;
-	snprintf(key.name, sizeof(key.name), "%s", x->host);
+	/* A TLS connection is verified for one name and never serves
+	 * another; a plain one carries any Host of its route (keying it by
+	 * Host would let an app open a group per made-up name). */
+	if (key.tls_ctx)
+		snprintf(key.name, sizeof(key.name), "%s", x->host);
 	g = upgroup_get(x->px, &key, x->action == ACTION_TLS ? x->route->tls : NULL,
 	                x->cfg, x->route ? &x->route->pool : &x->cfg->pool);
 	if (!g) {
@@ -627,14 +648,35 @@ static void start_tunnel(struct exchange *x)
 /* Request done, response done and written: log, and on to the next. */
 static int complete(struct exchange *x)
 {
-	bool reusable = x->up_reusable && x->req_done && x->resp_done;
+	/* Reused only if it is exactly at a message boundary both ways:
+	 * all of the request went (a response may come before the body is
+	 * read), nothing past the response came (a second response would
+	 * answer the next request, maybe another Host's), and the upstream
+	 * has not closed. */
+	bool all_sent = x->req_done && !x->req_ready && !blen(x->uout) &&
+	                !x->u.tls_wlen;
+	bool clean = !blen(x->uin) && !(x->u.tls && tls_pending(x->u.tls)) &&
+	             !x->u.hup;
+	bool reusable = x->up_reusable && x->resp_done && all_sent && clean;
 
+	if (x->req_ready) {
+		/* Body bytes the upstream will never get: they were this
+		 * request's, so they are dropped, not read as the next. */
+		x->ain->head += x->req_ready;
+		x->req_ready = 0;
+	}
+	if (x->uin)
+		x->uin->head = x->uin->tail;   /* past the response: dropped */
 	log_request(x, "ok", NULL);
-	drop_upstream(x, reusable);
-	if (x->app_close) {
-		linger(x);
+	drop_upstream(x, reusable, false);
+	if (x->app_close && x->app_said_close && x->req_done && !blen(x->ain)) {
+		/* The app asked for the close: it sends nothing more, and
+		 * a plain close cannot reset our response away. */
+		finish(x, "ok", NULL, false);
 		return -1;
 	}
+	if (x->app_close)
+		return linger(x);
 	reset_request(x);
 	http1_next(&x->rq);
 	x->st = XS_HEAD;
@@ -703,7 +745,6 @@ static int up_failed(struct exchange *x, const char *what)
 	if (!x->status) {
 		char why[sizeof(x->reason)];
 		memcpy(why, x->reason, sizeof(why));
-		drop_upstream(x, false);
 		return respond_error(x, 502, "upstream_failed", why);
 	}
 	log_request(x, "upstream_failed", x->reason);
@@ -746,11 +787,9 @@ static int req_step(struct exchange *x)
 		n = http1_body(&x->rq, x->ain->data + x->ain->head,
 		               blen(x->ain), &done);
 		if (n < 0) {
-			if (!x->status) {
-				drop_upstream(x, false);
+			if (!x->status)
 				return respond_error(x, x->rq.status, "rejected",
 				                     x->rq.rule);
-			}
 			log_request(x, "rejected", x->rq.rule);
 			finish(x, "rejected", x->rq.rule, true);
 			return -1;
@@ -782,7 +821,7 @@ static int req_step(struct exchange *x)
 		moved |= r;
 	}
 	if (!x->req_done && !x->app_eof && can_read(&x->a) &&
-	    (!x->ain || buf_room(x->ain) + x->ain->head >= BUF_SIZE / 4)) {
+	    room_to_read(x->ain, true)) {
 		if (!need(x, &x->ain)) {
 			finish(x, "error", "out of memory", true);
 			return -1;
@@ -823,8 +862,13 @@ static int resp_head(struct exchange *x, size_t hlen)
 		if (!x->keep_alive || !x->req_done || x->resp_to_eof ||
 		    x->upgrade_req)
 			x->app_close = true;
+		/* An answer before all of the request went out: will the
+		 * upstream read and drop the rest, or take it for the next
+		 * request? Nobody can tell, so its connection is retired. */
+		bool all_sent = x->req_done && !x->req_ready &&
+		                !blen(x->uout) && !x->u.tls_wlen;
 		x->up_reusable = h->keep_alive && !x->resp_to_eof &&
-		                 !x->upgrade_req && x->req_11;
+		                 !x->upgrade_req && x->req_11 && all_sent;
 	}
 	if (!need(x, &x->aout)) {
 		finish(x, "error", "out of memory", true);
@@ -918,8 +962,7 @@ static int resp_step(struct exchange *x)
 		x->resp_ready -= x->uin->head - before;
 		moved |= r;
 	}
-	if (!x->resp_done && can_read(&x->u) &&
-	    (!x->uin || buf_room(x->uin) + x->uin->head >= BUF_SIZE / 4)) {
+	if (!x->resp_done && can_read(&x->u) && room_to_read(x->uin, x->resp_head)) {
 		if (!need(x, &x->uin)) {
 			finish(x, "error", "out of memory", true);
 			return -1;
@@ -978,6 +1021,8 @@ static void pump(struct exchange *x)
 			r = head_step(x);
 		else if (x->st == XS_EXCH)
 			r = exch_step(x);
+		else if (x->st == XS_LINGER)
+			r = linger_step(x);
 		if (r < 0)
 			return;   /* ended, or handed over: x may be gone */
 		if (r == 0)
@@ -1001,7 +1046,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	                                  : x->last_active_ms);
 
 	if (x->st == XS_LINGER) {
-		on_linger(x->a.fd, EV_TIMEOUT, x);
+		end_linger(x);
 		return;
 	}
 	if (idle + 5 < limit || x->st == XS_WAIT) {
@@ -1011,12 +1056,22 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	switch (x->st) {
 	case XS_HEAD:
-		finish(x, blen(x->ain) ? "timeout" : "ok", "idle timeout",
-		       blen(x->ain) != 0);
+		if (blen(x->ain)) {
+			respond_error(x, 408, "timeout", "the app sent no "
+			              "complete request head within the idle "
+			              "timeout");
+			return;
+		}
+		finish(x, "ok", "idle timeout", false);
 		return;
 	case XS_EXCH:
+		if (!x->status && !x->req_done) {
+			respond_error(x, 408, "timeout", "the app sent no more "
+			              "of its request body within the idle "
+			              "timeout");
+			return;
+		}
 		if (!x->status) {
-			drop_upstream(x, false);
 			respond_error(x, 504, "timeout", "upstream response timeout");
 			return;
 		}
@@ -1072,7 +1127,9 @@ struct exchange *exchange_new(struct proxy *px, struct config *cfg, int app_fd,
 void exchange_start(struct exchange *x)
 {
 	x->last_active_ms = relay_now_ms();
-	x->a.rd_ready = true;
+	/* Bytes already read while sniffing are parsed at once; for the
+	 * socket, registering its event reports what is there (a read now
+	 * would mostly find the request not yet sent). */
 	arm(x->timer, x->px->opt.idle_timeout_ms);
 	pump(x);
 }
@@ -1081,7 +1138,7 @@ void exchange_free(struct exchange *x)
 {
 	if (x->relaying)
 		relay_release(&x->relay);
-	drop_upstream(x, false);
+	drop_upstream(x, false, true);
 	side_free(&x->a);
 	if (x->timer)
 		event_free(x->timer);

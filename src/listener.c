@@ -10,6 +10,7 @@
 #include "attache/addr.h"
 #include "attache/conn.h"
 #include "attache/log.h"
+#include "attache/upstream.h"
 #include "attache/proxy.h"
 
 /* While accept() fails for want of fds, try again this often, besides
@@ -120,6 +121,7 @@ static int open_one(struct proxy *px, int family)
 		return -1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	socket_nodelay(fd);   /* accepted sockets inherit it */
 	if (family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {

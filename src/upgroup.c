@@ -38,14 +38,18 @@ void proxy_up_port(struct proxy *px, const struct sockaddr_storage *a, int delta
 		px->up_ports[p]--;   /* a saturated count stays: safe side */
 }
 
-bool upconn_is_local(struct proxy *px, const struct sockaddr *addr)
+bool upconn_is_loop(struct proxy *px, const struct sockaddr *peer,
+                    const struct sockaddr *dst)
 {
 	struct upconn *uc;
 
-	if (px->up_ports[addr_port(addr)] == 0)
+	if (px->up_ports[addr_port(peer)] == 0)
 		return false;
+	/* The whole 4-tuple: an app's socket may share its local port with
+	 * one of ours when the two go to different places. */
 	LIST_FOREACH(uc, &px->upconns, link)
-		if (addr_equal((struct sockaddr *)&uc->local, addr))
+		if (addr_equal((struct sockaddr *)&uc->local, peer) &&
+		    addr_equal((struct sockaddr *)&uc->g->key.addr, dst))
 			return true;
 	return false;
 }
@@ -54,7 +58,7 @@ bool upconn_is_local(struct proxy *px, const struct sockaddr *addr)
 
 static void group_maybe_free(struct upgroup *g)
 {
-	if (g->nopen || g->nwaiting || g->pins)
+	if (g->nopen || g->nfresh || g->nwaiting || g->pins)
 		return;
 	LIST_REMOVE(g, link);
 	config_unref(g->cfg);
@@ -64,8 +68,13 @@ static void group_maybe_free(struct upgroup *g)
 static void grant_next(struct upgroup *g);
 
 /* A connection of g is gone for good: its slot is free. */
-static void slot_freed(struct upgroup *g)
+static void slot_freed(struct upgroup *g, bool fresh)
 {
+	if (fresh) {
+		g->nfresh--;
+		group_maybe_free(g);
+		return;
+	}
 	g->nopen--;
 	if (g->nwaiting)
 		grant_next(g);
@@ -94,14 +103,18 @@ static void on_pool_close(struct pool_entry *e, const char *why, void *arg)
 	(void)why;
 	close_conn(uc->fd, uc->tls, true, false);
 	upconn_forget(uc);
-	slot_freed(g);
+	slot_freed(g, false);   /* pooled ones are never fresh */
 }
 
 /* Events drop a connection that turns readable while idle; what is left
  * to check is one that idled long, where a peek is cheap insurance. */
 static bool pool_check(const struct pool_entry *e, uint64_t now_ms, void *arg)
 {
+	const struct upconn *uc = e->ref;
+
 	(void)arg;
+	if (uc->seen || (uc->tls && tls_pending(uc->tls) > 0))
+		return false;
 	return now_ms - e->idle_since_ms < 1000 || pool_peek_healthy(e);
 }
 
@@ -114,7 +127,8 @@ struct upgroup *upgroup_get(struct proxy *px, const struct pool_key *key,
 	/* A reload makes new groups, with the new limits; the old ones go
 	 * when their last connection does. */
 	LIST_FOREACH(g, &px->groups, link)
-		if (g->cfg == cfg && pool_key_equal(&g->key, key))
+		if (g->cfg == cfg && g->lim_src == lim &&
+		    pool_key_equal(&g->key, key))
 			return g;
 	if (!(g = calloc(1, sizeof(*g))))
 		return NULL;
@@ -123,6 +137,7 @@ struct upgroup *upgroup_get(struct proxy *px, const struct pool_key *key,
 	g->tls = tls;
 	g->cfg = config_ref(cfg);
 	g->lim = *lim;
+	g->lim_src = lim;
 	pool_init(&g->idle, lim->max_idle, lim->idle_timeout_ms,
 	          lim->max_requests, on_pool_close, g);
 	g->idle.check = pool_check;
@@ -139,7 +154,10 @@ void upgroup_expire(struct proxy *px)
 	/* A pool dropping its last connection may free its group. */
 	for (g = LIST_FIRST(&px->groups); g; g = next) {
 		next = LIST_NEXT(g, link);
+		g->pins++;   /* the last close must not free g under the pool */
 		pool_expire(&g->idle, now);
+		g->pins--;
+		group_maybe_free(g);
 	}
 }
 
@@ -149,7 +167,10 @@ void upgroup_drain(struct proxy *px)
 
 	for (g = LIST_FIRST(&px->groups); g; g = next) {
 		next = LIST_NEXT(g, link);
+		g->pins++;
 		pool_drain(&g->idle);
+		g->pins--;
+		group_maybe_free(g);
 	}
 }
 
@@ -185,15 +206,22 @@ static void on_upconn_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct upconn *uc = arg;
 
-	if (uc->idle) {
-		/* Idle: a late reply, a close_notify, a FIN or a reset. A
-		 * request sent now would be misframed or lost: drop it. */
-		if (what & (EV_READ | EV_CLOSED))
-			pool_remove(&uc->g->idle, uc->idle, "readable while idle");
+	if (uc->io) {
+		uc->io(uc, what, uc->io_arg);
 		return;
 	}
-	if (uc->io)
-		uc->io(uc, what, uc->io_arg);
+	/* Nobody holds it: a late reply, a close_notify, a FIN or a reset.
+	 * A request sent now would be misframed or lost. */
+	if (!(what & (EV_READ | EV_CLOSED)))
+		return;
+	uc->seen = true;
+	if (uc->idle) {
+		struct upgroup *g = uc->g;
+		g->pins++;
+		pool_remove(&g->idle, uc->idle, "readable while idle");
+		g->pins--;
+		group_maybe_free(g);
+	}
 }
 
 bool upconn_watch(struct upconn *uc, upconn_io_fn io, void *arg)
@@ -222,6 +250,12 @@ void upconn_release(struct upconn *uc, bool reusable, bool abort)
 
 	uc->requests++;
 	uc->io = NULL;
+	if (uc->fresh) {
+		close_conn(uc->fd, uc->tls, !abort, abort);
+		upconn_forget(uc);
+		slot_freed(g, true);
+		return;
+	}
 	if (reusable && g->nwaiting &&
 	    (!g->lim.max_requests || uc->requests < g->lim.max_requests)) {
 		struct upreq *r = TAILQ_FIRST(&g->waiting);
@@ -241,7 +275,7 @@ void upconn_release(struct upconn *uc, bool reusable, bool abort)
 		return;
 	close_conn(uc->fd, uc->tls, !abort, abort);
 	upconn_forget(uc);
-	slot_freed(g);
+	slot_freed(g, false);
 }
 
 /* ------------------------------------------------------------ dialling */
@@ -257,7 +291,7 @@ static void fail(struct upreq *r, const char *outcome)
 		close_conn(uc->fd, uc->tls, false, true);
 		upconn_forget(uc);
 	}
-	slot_freed(g);
+	slot_freed(g, r->fresh);
 	r->done(r->arg, NULL, outcome, r->reason);
 }
 
@@ -339,7 +373,7 @@ static int dial_failed(struct upreq *r, const char *outcome)
 	}
 	r->phase = RQ_IDLE;
 	r->outcome = outcome;
-	slot_freed(g);
+	slot_freed(g, r->fresh);
 	return -1;
 }
 
@@ -362,7 +396,9 @@ static int dial(struct upreq *r)
 		         strerror(errno));
 		return dial_failed(r, "connect_failed");
 	}
-	if (!(r->uc = upconn_new(g, fd, &local))) {
+	if ((r->uc = upconn_new(g, fd, &local)))
+		r->uc->fresh = r->fresh;
+	else {
 		socket_close(fd, true);
 		snprintf(r->reason, sizeof(r->reason), "out of memory");
 		return dial_failed(r, "error");
@@ -401,6 +437,14 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 		}
 		return;
 	case RQ_HANDOVER:
+		if (r->uc && (r->uc->seen ||
+		              (r->uc->tls && tls_pending(r->uc->tls) > 0))) {
+			/* It spoke (or closed) on its way over: not for us.
+			 * Its slot is ours to dial with. */
+			close_conn(r->uc->fd, r->uc->tls, false, true);
+			upconn_forget(r->uc);
+			r->uc = NULL;
+		}
 		if (r->uc) {
 			succeed(r);
 			return;
@@ -483,9 +527,14 @@ int upreq_start(struct upreq *r, struct upgroup *g, upreq_fn done, void *arg,
 		group_maybe_free(g);
 		return -1;
 	}
+	/* A dedicated connection (a relay's, a tunnel's) is counted apart:
+	 * long-lived ones must not starve the pooled requests. */
 	if (r->fresh || !g->lim.max_per_upstream ||
 	    g->nopen < g->lim.max_per_upstream) {
-		g->nopen++;
+		if (r->fresh)
+			g->nfresh++;
+		else
+			g->nopen++;
 		/* Dialled now, so its socket is taken before anything else
 		 * can take the fd (the listener, when fds run short). */
 		if (dial(r) < 0) {
@@ -538,7 +587,7 @@ void upreq_cancel(struct upreq *r)
 			upconn_release(uc, true, false);
 			return;
 		}
-		slot_freed(g);
+		slot_freed(g, r->fresh);
 		return;
 	case RQ_CONNECT:
 	case RQ_TLS:
@@ -546,7 +595,7 @@ void upreq_cancel(struct upreq *r)
 		close_conn(r->uc->fd, r->uc->tls, false, true);
 		upconn_forget(r->uc);
 		r->uc = NULL;
-		slot_freed(g);
+		slot_freed(g, r->fresh);
 		return;
 	}
 }

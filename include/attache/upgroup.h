@@ -35,7 +35,9 @@ struct upgroup {
 	struct config *cfg;           /* a reference: keeps tls alive */
 	struct pool_limits lim;
 	struct pool idle;
+	const struct pool_limits *lim_src;   /* the route's: part of the key */
 	unsigned nopen;               /* busy + idle + dialling */
+	unsigned nfresh;              /* dedicated ones, counted apart */
 	TAILQ_HEAD(upwait_list, upreq) waiting;
 	unsigned nwaiting;
 	unsigned pins;                /* callers inside a call that may free g */
@@ -65,6 +67,8 @@ struct upconn {
 	upconn_io_fn io;              /* the holder's; NULL: nobody listens */
 	void *io_arg;
 	struct pool_entry *idle;      /* in the pool: its entry */
+	bool fresh;                   /* dedicated: closed after its use */
+	bool seen;                    /* readable or closed while nobody held it */
 };
 
 /* The answer to an upreq: uc, or NULL with outcome ("connect_failed",
@@ -128,7 +132,9 @@ void upgroup_drain(struct proxy *px);
 void proxy_up_port(struct proxy *px, const struct sockaddr_storage *a,
                    int delta);
 
-/* Is addr the local address of one of our upstream sockets? */
-bool upconn_is_local(struct proxy *px, const struct sockaddr *addr);
+/* Is a connection from peer to dst (its original destination) one of our
+ * own upstream connections, redirected back to us? */
+bool upconn_is_loop(struct proxy *px, const struct sockaddr *peer,
+                    const struct sockaddr *dst);
 
 #endif

@@ -263,6 +263,55 @@ def serve_http(addrs, tls=None):
     serve(addrs, h)
 
 
+def serve_faults(addrs, logpath):
+    """A plain HTTP/1.1 upstream that misbehaves by path, logging
+    "<connection number> <request line>" for every request it reads:
+      /extra      a whole response, then a second one nobody asked for
+      /closeafter a keep-alive response, then a close
+      /early      a response before the body is read, then silence
+      /bighead    a 27 KB response head, in two pieces
+      anything else: 200 with body "real"."""
+    lock = threading.Lock()
+    counter = [0]
+    log = open(logpath, "a")
+
+    def h(c, peer):
+        with lock:
+            counter[0] += 1
+            conn = counter[0]
+        f = c.makefile("rb")
+        with c:
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                while f.readline() not in (b"\r\n", b""):
+                    pass
+                with lock:
+                    log.write(f"{conn} {line.decode().strip()}\n")
+                    log.flush()
+                path = line.split(b" ")[1]
+                ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                if path == b"/extra":
+                    c.sendall(ok + b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL")
+                elif path == b"/closeafter":
+                    c.sendall(ok)
+                    return
+                elif path == b"/early":
+                    c.sendall(ok)
+                    time.sleep(30)
+                    return
+                elif path == b"/bighead":
+                    head = b"HTTP/1.1 200 OK\r\n" + b"".join(
+                        b"X-Pad-%04d: %s\r\n" % (i, b"a" * 900) for i in range(30))
+                    c.sendall(head[:26000])
+                    time.sleep(0.3)
+                    c.sendall(head[26000:] + b"Content-Length: 2\r\n\r\nok")
+                else:
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
+    serve(addrs, h)
+
+
 # ---------------------------------------------------------------- clients
 
 def connect(to, timeout):
@@ -500,11 +549,16 @@ def c_http(a):
 
 
 def c_raw(a):
-    """Sends a.data (a Python bytes literal) and returns all that came
-    back until the server closed, with how it closed."""
+    """Sends a.data (a Python bytes literal) and a.bytes more of "A" (a
+    body), and returns all that came back until the server closed, with
+    how it closed."""
     import ast
     s = connect(a.to, a.timeout)
     s.sendall(ast.literal_eval(a.data))
+    try:
+        s.sendall(b"A" * a.bytes)
+    except OSError:
+        pass   # the other end may answer and close before taking it all
     got, how = b"", "eof"
     try:
         while True:
@@ -621,7 +675,8 @@ def c_expect(a):
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="mode", required=True)
-    for name in ("echo", "sink-reply", "source", "banner", "tls-echo", "http", "https"):
+    for name in ("echo", "sink-reply", "source", "banner", "tls-echo", "http", "https",
+                 "http-faults"):
         sp = sub.add_parser(name)
         sp.add_argument("--listen", action="append", required=True)
         sp.add_argument("--bytes", type=int, default=0)
@@ -630,6 +685,7 @@ def main():
         sp.add_argument("--client-ca")
         sp.add_argument("--max-tls")
         sp.add_argument("--truncate", action="store_true")
+        sp.add_argument("--log")
     for name in ("c-echo", "c-halfclose", "c-slowread", "c-probe", "c-hold", "c-tls",
                  "c-banner", "c-line", "c-http", "c-raw", "c-pipeline", "c-bulk", "c-ws",
                  "c-expect"):
@@ -660,6 +716,8 @@ def main():
         serve_tls(a.listen, a)
     elif a.mode == "http":
         serve_http(a.listen)
+    elif a.mode == "http-faults":
+        serve_faults(a.listen, a.log)
     elif a.mode == "https":
         serve_http(a.listen, tls_server_ctx(a))
     else:
