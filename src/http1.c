@@ -304,10 +304,7 @@ static int start_line(struct http1 *x, const uint8_t *l, size_t n)
 
 static const uint8_t *find(const uint8_t *p, size_t len, const char *s, size_t sl)
 {
-	for (size_t i = 0; i + sl <= len; i++)
-		if (memcmp(p + i, s, sl) == 0)
-			return p + i;
-	return NULL;
+	return memmem(p, len, s, sl);
 }
 
 ssize_t http1_head(struct http1 *x, const uint8_t *p, size_t len,
@@ -342,16 +339,19 @@ ssize_t http1_head(struct http1 *x, const uint8_t *p, size_t len,
 	}
 	/* Every line ends in CRLF: a CR alone or an LF alone is how two
 	 * parsers come to disagree about where a header ends. */
-	for (size_t i = 0; i < hl; i++)
-		if ((p[i] == '\r' && i + 1 < hl && p[i + 1] != '\n') ||
-		    (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')))
+	/* (memchr from line end to line end: a head has a few dozen.) */
+	for (const uint8_t *q = p; (q = memchr(q, '\r', hl - (size_t)(q - p))); q++)
+		if (q + 1 < p + hl && q[1] != '\n')
+			return fail(x, "bare CR or LF", x->kind == HTTP1_REQUEST ? 400 : 502);
+	for (const uint8_t *q = p; (q = memchr(q, '\n', hl - (size_t)(q - p))); q++)
+		if (q == p || q[-1] != '\r')
 			return fail(x, "bare CR or LF", x->kind == HTTP1_REQUEST ? 400 : 502);
 	if (eol && start_line(x, p + skip, (size_t)(eol - (p + skip))) < 0)
 		return -1;
 	/* obs-fold: a line that starts with white space continues the last
 	 * (RFC 9112 5.2 lets us reject it; llhttp 8 would accept it). */
-	for (const uint8_t *q = p; (q = find(q, hl - (size_t)(q - p), "\r\n", 2)); q += 2)
-		if ((size_t)(q - p) + 2 < hl && (q[2] == ' ' || q[2] == '\t'))
+	for (const uint8_t *q = p; (q = memchr(q, '\n', hl - (size_t)(q - p))); q++)
+		if (q + 1 < p + hl && (q[1] == ' ' || q[1] == '\t'))
 			return fail(x, "obs-fold", x->kind == HTTP1_REQUEST ? 400 : 502);
 
 	memset(h, 0, offsetof(struct http1_head, fields));

@@ -45,38 +45,42 @@ static void sb_puts(struct sb *b, const char *s)
 	sb_put(b, s, strlen(s));
 }
 
-static void sb_printf(struct sb *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sb *b, const char *fmt, ...)
+/* Decimal, without printf: a log line has a dozen numbers. */
+static void sb_uint(struct sb *b, uint64_t v)
 {
-	va_list ap;
-	int n;
+	char d[20];
+	size_t n = sizeof(d);
 
-	if (!b->ok)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= b->cap - b->len)
-		b->ok = false;
-	else
-		b->len += (size_t)n;
+	do {
+		d[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	sb_put(b, d + n, sizeof(d) - n);
 }
 
 /* A JSON string: quotes, backslashes and control bytes escaped; bytes
- * >= 0x80 pass as they are (reasons are ASCII, names are checked later). */
+ * >= 0x80 pass as they are (reasons are ASCII, names are checked later).
+ * Runs that need no escape are copied whole. */
 static void sb_json_str(struct sb *b, const char *s)
 {
+	static const char hex[] = "0123456789abcdef";
+
 	sb_put(b, "\"", 1);
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	while (s && *s) {
+		const char *run = s;
+		while (*s && *s != '"' && *s != '\\' &&
+		       (unsigned char)*s >= 0x20 && *s != 0x7f)
+			s++;
+		sb_put(b, run, (size_t)(s - run));
+		if (!*s)
+			break;
+		unsigned char ch = (unsigned char)*s++;
 		if (ch == '"' || ch == '\\') {
 			char esc[2] = { '\\', (char)ch };
 			sb_put(b, esc, 2);
-		} else if (ch < 0x20 || ch == 0x7f) {
-			sb_printf(b, "\\u%04x", ch);
 		} else {
-			sb_put(b, (const char *)&ch, 1);
+			char esc[6] = { '\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15] };
+			sb_put(b, esc, 6);
 		}
 	}
 	sb_put(b, "\"", 1);
@@ -98,20 +102,79 @@ static void sb_json_addr(struct sb *b, const struct sockaddr *sa)
 		sb_puts(b, "null");
 		return;
 	}
+	if (sa->sa_family == AF_INET) {   /* the common case, by hand */
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		const uint8_t *ip = (const uint8_t *)&in->sin_addr;
+		sb_put(b, "\"", 1);
+		for (int i = 0; i < 4; i++) {
+			sb_uint(b, ip[i]);
+			sb_put(b, i < 3 ? "." : ":", 1);
+		}
+		sb_uint(b, ntohs(in->sin_port));
+		sb_put(b, "\"", 1);
+		return;
+	}
 	addr_format(sa, a, sizeof(a));
 	sb_json_str(b, a);
 }
 
+/* "1.234" milliseconds from microseconds */
+static void sb_ms(struct sb *b, uint64_t us)
+{
+	char f[4] = { '.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+	              (char)('0' + us % 10) };
+
+	sb_uint(b, us / 1000);
+	sb_put(b, f, 4);
+}
+
+static void two(char *o, unsigned v)
+{
+	o[0] = (char)('0' + v / 10 % 10);
+	o[1] = (char)('0' + v % 10);
+}
+
 void log_format_time(const struct timespec *t, char out[32])
 {
-	struct tm tm;
-	time_t s = t->tv_sec;
+	/* UTC by arithmetic (days to civil date, after Howard Hinnant's
+	 * algorithm): a line per request makes gmtime+strftime show up in
+	 * profiles. */
+	int64_t secs = t->tv_sec, days = secs / 86400, sod = secs % 86400;
+	int64_t z, era, doe, yoe, y, doy, mp, d, m;
+	unsigned ms = (unsigned)(t->tv_nsec / 1000000) % 1000;
 
-	size_t n;
+	if (sod < 0) {
+		sod += 86400;
+		days--;
+	}
+	z = days + 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y += m <= 2;
 
-	gmtime_r(&s, &tm);
-	n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, 32 - n, ".%03dZ", (int)(t->tv_nsec / 1000000) % 1000);
+	two(out, (unsigned)(y / 100));
+	two(out + 2, (unsigned)(y % 100));
+	out[4] = '-';
+	two(out + 5, (unsigned)m);
+	out[7] = '-';
+	two(out + 8, (unsigned)d);
+	out[10] = 'T';
+	two(out + 11, (unsigned)(sod / 3600));
+	out[13] = ':';
+	two(out + 14, (unsigned)(sod / 60 % 60));
+	out[16] = ':';
+	two(out + 17, (unsigned)(sod % 60));
+	out[19] = '.';
+	out[20] = (char)('0' + ms / 100);
+	two(out + 21, ms);
+	out[23] = 'Z';
+	out[24] = '\0';
 }
 
 size_t log_format_conn(char *out, size_t cap, const struct log_conn *c)
@@ -141,20 +204,22 @@ size_t log_format_conn(char *out, size_t cap, const struct log_conn *c)
 		sb_json_str_or_null(&b, c->tls_version);
 		sb_puts(&b, ",\"cipher\":");
 		sb_json_str_or_null(&b, c->tls_cipher);
-		sb_printf(&b, ",\"resumed\":%s,\"verify\":%s}",
-		          c->tls_resumed ? "true" : "false",
-		          c->tls_verify ? "true" : "false");
+		sb_puts(&b, c->tls_resumed ? ",\"resumed\":true" : ",\"resumed\":false");
+		sb_puts(&b, c->tls_verify ? ",\"verify\":true}" : ",\"verify\":false}");
 	} else {
 		sb_puts(&b, ",\"tls\":null");
 	}
-	if (c->http)
-		sb_printf(&b, ",\"requests\":%u", c->requests);
-	sb_printf(&b, ",\"bytes_up\":%llu,\"bytes_down\":%llu,"
-	          "\"duration_ms\":%llu.%03llu,\"outcome\":",
-	          (unsigned long long)c->bytes_up,
-	          (unsigned long long)c->bytes_down,
-	          (unsigned long long)(c->duration_us / 1000),
-	          (unsigned long long)(c->duration_us % 1000));
+	if (c->http) {
+		sb_puts(&b, ",\"requests\":");
+		sb_uint(&b, c->requests);
+	}
+	sb_puts(&b, ",\"bytes_up\":");
+	sb_uint(&b, c->bytes_up);
+	sb_puts(&b, ",\"bytes_down\":");
+	sb_uint(&b, c->bytes_down);
+	sb_puts(&b, ",\"duration_ms\":");
+	sb_ms(&b, c->duration_us);
+	sb_puts(&b, ",\"outcome\":");
 	sb_json_str(&b, c->outcome);
 	sb_puts(&b, ",\"reason\":");
 	sb_json_str(&b, c->reason);
@@ -187,28 +252,31 @@ size_t log_format_req(char *out, size_t cap, const struct log_req *r)
 	sb_json_str_or_null(&b, r->method && r->method[0] ? r->method : NULL);
 	sb_puts(&b, ",\"path\":");
 	sb_json_str_or_null(&b, r->target && r->target[0] ? r->target : NULL);
-	if (r->status)
-		sb_printf(&b, ",\"status\":%d", r->status);
+	sb_puts(&b, ",\"status\":");
+	if (r->status > 0)
+		sb_uint(&b, (uint64_t)r->status);
 	else
-		sb_puts(&b, ",\"status\":null");
+		sb_puts(&b, "null");
 	sb_puts(&b, ",\"upstream\":");
 	sb_json_addr(&b, r->upstream);
 	sb_puts(&b, ",\"conn\":");
 	sb_json_str_or_null(&b, r->conn);
-	sb_printf(&b, ",\"conn_requests\":%u", r->conn_requests);
+	sb_puts(&b, ",\"conn_requests\":");
+	sb_uint(&b, r->conn_requests);
 	if (r->tls) {
 		sb_puts(&b, ",\"tls\":{\"version\":");
 		sb_json_str_or_null(&b, r->tls_version);
-		sb_printf(&b, ",\"resumed\":%s}", r->tls_resumed ? "true" : "false");
+		sb_puts(&b, r->tls_resumed ? ",\"resumed\":true}" : ",\"resumed\":false}");
 	} else {
 		sb_puts(&b, ",\"tls\":null");
 	}
-	sb_printf(&b, ",\"bytes_up\":%llu,\"bytes_down\":%llu,"
-	          "\"duration_ms\":%llu.%03llu,\"outcome\":",
-	          (unsigned long long)r->bytes_up,
-	          (unsigned long long)r->bytes_down,
-	          (unsigned long long)(r->duration_us / 1000),
-	          (unsigned long long)(r->duration_us % 1000));
+	sb_puts(&b, ",\"bytes_up\":");
+	sb_uint(&b, r->bytes_up);
+	sb_puts(&b, ",\"bytes_down\":");
+	sb_uint(&b, r->bytes_down);
+	sb_puts(&b, ",\"duration_ms\":");
+	sb_ms(&b, r->duration_us);
+	sb_puts(&b, ",\"outcome\":");
 	sb_json_str(&b, r->outcome);
 	sb_puts(&b, ",\"reason\":");
 	sb_json_str_or_null(&b, r->reason);

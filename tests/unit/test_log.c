@@ -4,7 +4,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "attache/addr.h"
 #include "attache/log.h"
@@ -97,10 +99,69 @@ static void test_does_not_overflow(void **state)
 	assert_int_equal(log_format_conn(out, sizeof(out), &c), 0);
 }
 
+/* The arithmetic date against libc's, across leap days and centuries. */
+static void test_time_matches_gmtime(void **state)
+{
+	for (int64_t sec = -86400LL * 366; sec < 4102444800LL * 2; sec += 86399 * 7 + 3607) {
+		struct timespec t = { (time_t)sec, 123000000 };
+		struct tm tm;
+		time_t tt = (time_t)sec;
+		char want[64], got[32];
+
+		gmtime_r(&tt, &tm);
+		strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S.123Z", &tm);
+		log_format_time(&t, got);
+		assert_string_equal(got, want);
+	}
+}
+
+static void test_request_line(void **state)
+{
+	struct sockaddr_storage app, up;
+	socklen_t len;
+	char out[1024];
+	struct log_req r = {
+		.time = { 1796046718, 5000000 },
+		.host = "api.partner.example", .route = "partner-api",
+		.action = "tls", .method = "GET", .target = "/v1/x?q=\"1\"",
+		.status = 200, .conn = "reused", .conn_requests = 7,
+		.tls = true, .tls_version = "TLSv1.3",
+		.bytes_up = 77, .bytes_down = 149, .duration_us = 195,
+		.outcome = "ok",
+	};
+
+	assert_int_equal(addr_parse("203.0.113.1:37418", &app, &len), 0);
+	assert_int_equal(addr_parse("203.0.113.7:443", &up, &len), 0);
+	r.app = (struct sockaddr *)&app;
+	r.upstream = (struct sockaddr *)&up;
+	size_t n = log_format_req(out, sizeof(out), &r);
+	assert_int_equal(n, strlen(out));
+	assert_string_equal(out,
+		"{\"time\":\"2026-11-30T13:51:58.005Z\",\"kind\":\"request\","
+		"\"app\":\"203.0.113.1:37418\",\"dst\":null,"
+		"\"host\":\"api.partner.example\",\"route\":\"partner-api\","
+		"\"action\":\"tls\",\"method\":\"GET\",\"path\":\"/v1/x?q=\\\"1\\\"\","
+		"\"status\":200,\"upstream\":\"203.0.113.7:443\",\"conn\":\"reused\","
+		"\"conn_requests\":7,\"tls\":{\"version\":\"TLSv1.3\",\"resumed\":false},"
+		"\"bytes_up\":77,\"bytes_down\":149,\"duration_ms\":0.195,"
+		"\"outcome\":\"ok\",\"reason\":null}\n");
+
+	/* a request refused before any head: no method, no status */
+	struct log_req bad = { .outcome = "rejected", .reason = "bare CR or LF",
+	                       .method = "", .target = "" };
+	assert_true(log_format_req(out, sizeof(out), &bad) > 0);
+	assert_non_null(strstr(out, "\"method\":null,\"path\":null,\"status\":null,"));
+	assert_non_null(strstr(out, "\"reason\":\"bare CR or LF\"}"));
+	/* too small a buffer: nothing, not half a line */
+	assert_int_equal(log_format_req(out, 40, &r), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_time),
+		cmocka_unit_test(test_time_matches_gmtime),
+		cmocka_unit_test(test_request_line),
 		cmocka_unit_test(test_conn_line),
 		cmocka_unit_test(test_tls_fields),
 		cmocka_unit_test(test_escaping_and_nulls),
