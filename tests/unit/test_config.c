@@ -163,6 +163,14 @@ static const struct { const char *yaml, *msg; } errors[] = {
 	{ "routes:\n  - name: a\n    match: { port: [1\n", "t.yaml:4:1: error: YAML: did not find expected ',' or ']'" },
 	{ "routes:\n\t- name: a\n", "t.yaml:2:1: error: YAML: found character that cannot start any token" },
 	{ "- 1\n- 2\n", "t.yaml:1:1: error: the configuration must be a mapping, found a list" },
+	{ "pool: { max_idle: -1 }\n", "t.yaml:1:19: error: max_idle '-1' is not a number from 0 to 100000" },
+	{ "pool: { idle_timeout: 2h }\n", "t.yaml:1:23: error: idle_timeout '2h' is not a duration from 1ms to 3600s" },
+	{ "pool: { queue_timeout: 0s }\n", "t.yaml:1:24: error: queue_timeout '0s' is not a duration" },
+	{ "pool: { max_per_upstrem: 4 }\n", "t.yaml:1:9: error: unknown key 'max_per_upstrem' in pool (did you mean 'max_per_upstream'?)" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: pass\n    pool: { queue: many }\n",
+	  "t.yaml:5:20: error: queue 'many' is not a number from 0 to 100000" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: pass\n    via: yes\n",
+	  "t.yaml:5:10: error: via 'yes' is not false or true" },
 };
 
 static void test_each_error(void **state)
@@ -290,6 +298,41 @@ static void test_tls_in_tls_warns(void **state)
 	diag_free(&d);
 }
 
+/* Pool limits: the built-in defaults, the top-level block as the
+ * routes' default, and a route's own block overriding key by key. */
+static void test_pool_limits(void **state)
+{
+	struct diag d;
+	struct config *c = parse(
+		"routes:\n"
+		"  - name: own\n    match: { port: 80 }\n    protocol: http\n"
+		"    action: pass\n    via: true\n"
+		"    pool: { max_per_upstream: 2, queue_timeout: 250ms }\n"
+		"  - name: inherits\n    match: { port: 81 }\n    protocol: http\n"
+		"    action: pass\n"
+		"pool: { max_idle: 3, max_per_upstream: 0, max_requests_per_connection: 0 }\n", &d);
+
+	assert_non_null(c);
+	assert_int_equal(c->pool.max_idle, 3);
+	assert_int_equal(c->pool.max_per_upstream, 0);
+	assert_int_equal(c->pool.idle_timeout_ms, POOL_DEFAULT_IDLE_TIMEOUT_MS);
+	assert_int_equal(c->routes[0].pool.max_per_upstream, 2);
+	assert_int_equal(c->routes[0].pool.queue_timeout_ms, 250);
+	assert_int_equal(c->routes[0].pool.max_idle, 3);           /* inherited */
+	assert_int_equal(c->routes[0].pool.max_requests, 0);
+	assert_int_equal(c->routes[0].pool.queue_max, POOL_DEFAULT_QUEUE_MAX);
+	assert_true(c->routes[0].via);
+	assert_false(c->routes[1].via);
+	assert_memory_equal(&c->routes[1].pool, &c->pool, sizeof(c->pool));
+	config_unref(c);
+	diag_free(&d);
+
+	c = config_default();
+	assert_int_equal(c->pool.max_per_upstream, POOL_DEFAULT_MAX_PER_UPSTREAM);
+	assert_int_equal(c->pool.max_requests, POOL_DEFAULT_MAX_REQUESTS);
+	config_unref(c);
+}
+
 static void test_load_file(void **state)
 {
 	struct diag d = { 0 };
@@ -331,6 +374,7 @@ int main(void)
 		cmocka_unit_test(test_warnings_do_not_fail),
 		cmocka_unit_test(test_tls_route),
 		cmocka_unit_test(test_tls_in_tls_warns),
+		cmocka_unit_test(test_pool_limits),
 		cmocka_unit_test(test_load_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
