@@ -552,7 +552,9 @@ size_t http1_rewrite(const struct http1_head *h, const uint8_t *base,
 		     put(out, cap, &o, base + f->value, f->value_len) &&
 		     put(out, cap, &o, "\r\n", 2);
 	}
-	if (ok && h->upgrade)
+	/* A websocket's Upgrade needs its Connection: upgrade; a CONNECT
+	 * (also a tunnel to llhttp) needs none. */
+	if (ok && h->upgrade && h->method != HTTP_CONNECT)
 		ok = put(out, cap, &o, "Connection: upgrade\r\n", 21);
 	else if (ok && close)
 		ok = put(out, cap, &o, "Connection: close\r\n", 19);

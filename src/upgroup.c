@@ -26,7 +26,8 @@ static void arm_ms(struct event *ev, uint64_t ms)
 
 /* How many of our upstream sockets use each local port: a connection the
  * listener accepts from one of them is our own traffic come back. */
-void proxy_up_port(struct proxy *px, const struct sockaddr_storage *a, int delta)
+static void proxy_up_port(struct proxy *px, const struct sockaddr_storage *a,
+                          int delta)
 {
 	uint16_t p = addr_port((const struct sockaddr *)a);
 

@@ -127,11 +127,6 @@ void upgroup_expire(struct proxy *px);
 /* Closes every idle connection (shutdown). */
 void upgroup_drain(struct proxy *px);
 
-/* Counts (delta +1/-1) an upstream socket's local port in
- * proxy.up_ports. */
-void proxy_up_port(struct proxy *px, const struct sockaddr_storage *a,
-                   int delta);
-
 /* Is a connection from peer to dst (its original destination) one of our
  * own upstream connections, redirected back to us? */
 bool upconn_is_loop(struct proxy *px, const struct sockaddr *peer,

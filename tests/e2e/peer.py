@@ -222,6 +222,25 @@ def serve_http(addrs, tls=None):
                 self.wfile.write(out)
         do_GET = do_POST = do_PUT = do_HEAD = do_any
 
+        def do_CONNECT(self):
+            """A forward proxy's answer: 200, then the tunnel (an echo)."""
+            if self.path != "tunnel.partner.example:443":
+                self.send_error(403)
+                return
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            self.wfile.flush()
+            self.echo()
+
+        def echo(self):
+            """The tunnel's far end: bytes back as they come, to EOF."""
+            while True:
+                d = self.connection.recv(CHUNK)
+                if not d:
+                    break
+                self.connection.sendall(d)
+            self.close_connection = True
+
         def download(self, n, seed):
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -240,12 +259,7 @@ def serve_http(addrs, tls=None):
             self.wfile.flush()
             self.wfile.write(b"hello from the websocket server\n")
             self.wfile.flush()
-            while True:
-                d = self.connection.recv(CHUNK)
-                if not d:
-                    break
-                self.connection.sendall(d)
-            self.close_connection = True
+            self.echo()
 
         def log_message(self, *a):
             pass
@@ -619,6 +633,23 @@ def c_bulk(a):
             "download_chunked": chunked, "status": [up["status"], r.status]}
 
 
+def echo_through(s, n, seed, out):
+    """Sends n bytes of pattern through a tunnel to an echo while reading
+    them back; out gains what came back and whether it was intact."""
+    sent = {}
+
+    def writer():
+        sent["sha"] = send_pattern(s, n, seed=seed)
+        s.shutdown(socket.SHUT_WR)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    out["recv"], out["recv_sha"] = read_to_eof(s.recv)
+    t.join()
+    out["intact"] = out["recv"] == n and out["recv_sha"] == sent["sha"]
+    return out
+
+
 def c_ws(a):
     """A websocket upgrade, then a.bytes echoed back through the tunnel."""
     import base64
@@ -641,19 +672,21 @@ def c_ws(a):
     out = {"status": status.decode().strip(), "accept_ok":
            headers.get("sec-websocket-accept") == ws_accept(key),
            "hello": hello.decode().strip()}
-    done = threading.Event()
+    return echo_through(s, a.bytes, 9, out)
 
-    def writer():
-        out["sent_sha"] = send_pattern(s, a.bytes, seed=9)
-        s.shutdown(socket.SHUT_WR)
-        done.set()
 
-    t = threading.Thread(target=writer)
-    t.start()
-    out["recv"], out["recv_sha"] = read_to_eof(s.recv)
-    t.join()
-    out["intact"] = out["recv"] == a.bytes and out["recv_sha"] == out.pop("sent_sha")
-    return out
+def c_connect(a):
+    """CONNECT to a.path (routed by Host: a.host), then a.bytes echoed."""
+    s = connect(a.to, a.timeout)
+    s.sendall(f"CONNECT {a.path} HTTP/1.1\r\nHost: {a.host}\r\n\r\n".encode())
+    f = s.makefile("rb", buffering=0)
+    status = f.readline().decode().strip()
+    while f.readline() not in (b"\r\n", b""):
+        pass
+    out = {"status": status}
+    if not status.startswith("HTTP/1.1 200"):
+        return out
+    return echo_through(s, a.bytes, 4, out)
 
 
 def c_expect(a):
@@ -688,7 +721,7 @@ def main():
         sp.add_argument("--log")
     for name in ("c-echo", "c-halfclose", "c-slowread", "c-probe", "c-hold", "c-tls",
                  "c-banner", "c-line", "c-http", "c-raw", "c-pipeline", "c-bulk", "c-ws",
-                 "c-expect"):
+                 "c-expect", "c-connect"):
         sp = sub.add_parser(name)
         sp.add_argument("--to", required=True)
         sp.add_argument("--bytes", type=int, default=0)
@@ -725,7 +758,7 @@ def main():
               "c-probe": c_probe, "c-hold": c_hold, "c-tls": c_tls,
               "c-banner": c_banner, "c-line": c_line, "c-http": c_http, "c-raw": c_raw,
               "c-pipeline": c_pipeline, "c-bulk": c_bulk, "c-ws": c_ws,
-              "c-expect": c_expect}[a.mode]
+              "c-expect": c_expect, "c-connect": c_connect}[a.mode]
         print(json.dumps(fn(a)), flush=True)
 
 

@@ -170,6 +170,16 @@ def test_d_websocket_upgrade_both_ways(hw):
     assert e["status"] == 101 and e["conn"] == "new" and e["bytes_up"] > 1024 * 1024
 
 
+def test_d_connect_becomes_a_tunnel(hw):
+    # The upstream here plays a forward proxy: CONNECT, 200, then bytes.
+    r = client(hw, "c-connect", "--path", "tunnel.partner.example:443",
+               "--bytes", str(256 * 1024), host="ws.partner.example")
+    assert r["status"] == "HTTP/1.1 200 Connection established" and r["intact"], r
+    e = hw.wait_log(lambda e: e["method"] == "CONNECT", kind="request")[0]
+    assert e["status"] == 200 and e["outcome"] == "ok" and e["conn"] == "new"
+    assert e["bytes_up"] > 256 * 1024 and e["bytes_down"] > 256 * 1024
+
+
 H = "Host: api.partner.example\r\n"
 SMUGGLING = [
     # (name, bytes, status, the rule the log line names)

@@ -396,6 +396,31 @@ static void test_empty_lines_before_a_request(void **state)
 	assert_string_equal((char *)out, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
 }
 
+/* Tunnels keep what they need: a websocket its Upgrade (and gets
+ * Connection: upgrade back), a CONNECT nothing of the kind. */
+static void test_rewrite_tunnels(void **state)
+{
+	const char *ws = "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+	                 "Connection: Upgrade, X-Hop\r\nX-Hop: 1\r\n\r\n";
+	const char *co = "CONNECT b:443 HTTP/1.1\r\nHost: a\r\n\r\n";
+	struct http1 x;
+	struct http1_head h;
+	uint8_t out[256];
+	size_t n;
+
+	assert_int_equal(head(&x, HTTP1_REQUEST, ws, &h), (ssize_t)strlen(ws));
+	assert_true(h.upgrade);
+	n = http1_rewrite(&h, (const uint8_t *)ws, false, out, sizeof(out));
+	out[n] = '\0';
+	assert_string_equal((char *)out, "GET /chat HTTP/1.1\r\nHost: a\r\n"
+	                    "Upgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+	assert_int_equal(head(&x, HTTP1_REQUEST, co, &h), (ssize_t)strlen(co));
+	assert_true(h.upgrade);
+	n = http1_rewrite(&h, (const uint8_t *)co, false, out, sizeof(out));
+	out[n] = '\0';
+	assert_string_equal((char *)out, co);
+}
+
 static void test_http10(void **state)
 {
 	struct http1 x;
@@ -426,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_upgrade),
 		cmocka_unit_test(test_hop_by_hop_rewrite),
 		cmocka_unit_test(test_empty_lines_before_a_request),
+		cmocka_unit_test(test_rewrite_tunnels),
 		cmocka_unit_test(test_http10),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
