@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "attache/addr.h"
+#include "attache/clock.h"
 #include "attache/config.h"
 #include "attache/exchange.h"
 #include "attache/log.h"
@@ -56,22 +57,6 @@ struct conn {
 	struct timespec start;      /* CLOCK_MONOTONIC */
 	char reason[160];
 };
-
-static uint64_t elapsed_us(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)(now.tv_sec - since->tv_sec) * 1000000u +
-	       (uint64_t)((now.tv_nsec - since->tv_nsec) / 1000);
-}
-
-static void arm(struct event *ev, uint64_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	event_add(ev, &tv);
-}
 
 static void free_event(struct event **ev)
 {
@@ -124,7 +109,7 @@ static void conn_close(struct conn *c, const char *outcome, const char *reason,
 		.tls_cipher = t ? tls_cipher(t) : NULL,
 		.bytes_up = c->relay.h[RELAY_APP].nsent,
 		.bytes_down = c->relay.h[RELAY_UP].nsent,
-		.duration_us = elapsed_us(&c->start),
+		.duration_us = clock_elapsed_us(&c->start),
 		.outcome = outcome,
 		.reason = reason,
 	};
@@ -181,7 +166,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		/* Activity does not touch the timer (a heap update per read);
 		 * the timer looks at the last activity when it fires. */
 		if (idle + 5 < limit) {
-			arm(c->timer, limit - idle);
+			clock_arm_ms(c->timer, limit - idle);
 			return;
 		}
 		conn_close(c, "timeout", "idle timeout", true);
@@ -216,7 +201,7 @@ static void start_relay(struct conn *c)
 		relay_set_tls(&c->relay, RELAY_UP, c->uc->tls);
 	relay_preload(&c->relay, RELAY_APP, c->early, c->app_eof);
 	c->early = NULL;
-	arm(c->timer, px->opt.idle_timeout_ms);
+	clock_arm_ms(c->timer, px->opt.idle_timeout_ms);
 	relay_start(&c->relay);   /* may close c: nothing follows */
 }
 
@@ -430,7 +415,7 @@ void conn_accept(struct proxy *px, int fd, const struct sockaddr *peer,
 		return;
 	}
 	event_add(c->ev, NULL);
-	arm(c->timer, c->cfg->sniff_timeout_ms);
+	clock_arm_ms(c->timer, c->cfg->sniff_timeout_ms);
 }
 
 void conn_close_all(struct proxy *px, const char *outcome, const char *reason)

@@ -20,6 +20,7 @@
 
 #include "attache/addr.h"
 #include "attache/buf.h"
+#include "attache/clock.h"
 #include "attache/http1.h"
 #include "attache/log.h"
 #include "attache/proxy.h"
@@ -89,22 +90,6 @@ struct exchange {
 static void pump(struct exchange *x);
 static void finish(struct exchange *x, const char *outcome,
                    const char *reason, bool abort);
-
-static uint64_t us_since(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)(now.tv_sec - since->tv_sec) * 1000000u +
-	       (uint64_t)((now.tv_nsec - since->tv_nsec) / 1000);
-}
-
-static void arm(struct event *ev, uint64_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	event_add(ev, &tv);
-}
 
 /* ------------------------------------------------------------ buffers */
 
@@ -295,7 +280,7 @@ static void log_request(struct exchange *x, const char *outcome,
 		.status = x->status,
 		.bytes_up = x->req_bytes,
 		.bytes_down = x->resp_bytes,
-		.duration_us = us_since(&x->req_start),
+		.duration_us = clock_elapsed_us(&x->req_start),
 		.outcome = outcome,
 		.reason = reason,
 	};
@@ -380,7 +365,7 @@ static int linger(struct exchange *x)
 	}
 	x->st = XS_LINGER;
 	event_del(x->timer);
-	arm(x->timer, LINGER_MS);
+	clock_arm_ms(x->timer, LINGER_MS);
 	return linger_step(x);
 }
 
@@ -639,7 +624,7 @@ static void start_tunnel(struct exchange *x)
 	relay_preload(&x->relay, RELAY_APP, x->ain, x->app_eof);
 	relay_preload(&x->relay, RELAY_UP, x->uin, false);
 	x->ain = x->uin = NULL;
-	arm(x->timer, x->px->opt.idle_timeout_ms);
+	clock_arm_ms(x->timer, x->px->opt.idle_timeout_ms);
 	relay_start(&x->relay);   /* may end x: nothing follows */
 }
 
@@ -1051,7 +1036,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (idle + 5 < limit || x->st == XS_WAIT) {
 		/* The wait for a connection has its own timeouts. */
-		arm(x->timer, idle + 5 < limit ? limit - idle : limit);
+		clock_arm_ms(x->timer, idle + 5 < limit ? limit - idle : limit);
 		return;
 	}
 	switch (x->st) {
@@ -1130,7 +1115,7 @@ void exchange_start(struct exchange *x)
 	/* Bytes already read while sniffing are parsed at once; for the
 	 * socket, registering its event reports what is there (a read now
 	 * would mostly find the request not yet sent). */
-	arm(x->timer, x->px->opt.idle_timeout_ms);
+	clock_arm_ms(x->timer, x->px->opt.idle_timeout_ms);
 	pump(x);
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "attache/addr.h"
+#include "attache/clock.h"
 #include "attache/conn.h"
 #include "attache/log.h"
 #include "attache/upstream.h"
@@ -173,7 +174,6 @@ static void free_listeners(struct proxy *px)
 void listener_drain(struct proxy *px)
 {
 	uint64_t ms = px->opt.drain_timeout_ms;
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
 	if (px->draining)
 		return;
@@ -186,7 +186,7 @@ void listener_drain(struct proxy *px)
 	}
 	log_info("draining %zu open connections (up to %llu ms)", px->nconns,
 	         (unsigned long long)ms);
-	evtimer_add(px->drain_timer, &tv);
+	clock_arm_ms(px->drain_timer, ms);
 }
 
 void listener_close(struct proxy *px)

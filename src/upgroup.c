@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "attache/addr.h"
+#include "attache/clock.h"
 #include "attache/config.h"
 #include "attache/proxy.h"
 #include "attache/relay.h"
@@ -14,13 +15,6 @@
 #include "attache/upstream.h"
 
 enum { RQ_IDLE, RQ_QUEUED, RQ_CONNECT, RQ_TLS, RQ_HANDOVER };
-
-static void arm_ms(struct event *ev, uint64_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	event_add(ev, &tv);
-}
 
 /* ------------------------------------------------------------ ports */
 
@@ -315,7 +309,7 @@ static bool set_event(struct upreq *r, int fd, short what, uint64_t ms)
 	r->ev = event_new(r->g->px->base, fd, what, on_event, r);
 	if (!r->ev)
 		return false;
-	arm_ms(r->ev, ms);
+	clock_arm_ms(r->ev, ms);
 	return true;
 }
 
@@ -557,7 +551,7 @@ int upreq_start(struct upreq *r, struct upgroup *g, upreq_fn done, void *arg,
 	TAILQ_INSERT_TAIL(&g->waiting, r, link);
 	g->nwaiting++;
 	r->phase = RQ_QUEUED;
-	arm_ms(r->ev, g->lim.queue_timeout_ms);
+	clock_arm_ms(r->ev, g->lim.queue_timeout_ms);
 	return 0;
 }
 
