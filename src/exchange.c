@@ -93,13 +93,6 @@ static void finish(struct exchange *x, const char *outcome,
 
 /* ------------------------------------------------------------ buffers */
 
-static struct buf **bufp(struct exchange *x, int which)
-{
-	struct buf **all[] = { &x->ain, &x->aout, &x->uin, &x->uout };
-
-	return all[which];
-}
-
 static struct buf *need(struct exchange *x, struct buf **b)
 {
 	if (!*b)
@@ -760,6 +753,36 @@ static int write_out(struct exchange *x, struct side *s, struct buf *b,
 	return 1;
 }
 
+/* Sends what is ready one way: out first (a rewritten head, with small
+ * body pieces copied after it so both go in one write), then the checked
+ * body bytes at in's head (*ready of them), straight from there. 1 if
+ * bytes moved, 0 if the socket is full, -1 if it ended x. */
+static int send_one_way(struct exchange *x, struct side *to, struct buf *out,
+                        struct buf *in, uint32_t *ready, uint64_t *count,
+                        uint64_t *total)
+{
+	uint32_t before;
+	int r;
+
+	if (*ready && blen(out) && !to->tls_wlen && buf_room(out) >= *ready) {
+		memcpy(out->data + out->tail, in->data + in->head, *ready);
+		out->tail += *ready;
+		in->head += *ready;
+		*ready = 0;
+	}
+	if (!to->wr_ready)
+		return 0;
+	if (blen(out))
+		return write_out(x, to, out, blen(out), count, total);
+	if (!*ready)
+		return 0;
+	before = in->head;
+	if ((r = write_out(x, to, in, *ready, count, total)) < 0)
+		return -1;
+	*ready -= in->head - before;
+	return r;
+}
+
 /* Request bytes, app to upstream. */
 static int req_step(struct exchange *x)
 {
@@ -784,27 +807,10 @@ static int req_step(struct exchange *x)
 		if (n || done)
 			moved = 1;
 	}
-	if (x->req_ready && blen(x->uout) && !x->u.tls_wlen &&
-	    buf_room(x->uout) >= x->req_ready) {
-		memcpy(x->uout->data + x->uout->tail, x->ain->data + x->ain->head,
-		       x->req_ready);
-		x->uout->tail += x->req_ready;
-		x->ain->head += x->req_ready;
-		x->req_ready = 0;
-	}
-	if (blen(x->uout) && x->u.wr_ready) {
-		if ((r = write_out(x, &x->u, x->uout, blen(x->uout),
-		                   &x->req_bytes, &x->rep->bytes_up)) < 0)
-			return -1;
-		moved |= r;
-	} else if (!blen(x->uout) && x->req_ready && x->u.wr_ready) {
-		uint32_t before = x->ain->head;
-		if ((r = write_out(x, &x->u, x->ain, x->req_ready,
-		                   &x->req_bytes, &x->rep->bytes_up)) < 0)
-			return -1;
-		x->req_ready -= x->ain->head - before;
-		moved |= r;
-	}
+	if ((r = send_one_way(x, &x->u, x->uout, x->ain, &x->req_ready,
+	                      &x->req_bytes, &x->rep->bytes_up)) < 0)
+		return -1;
+	moved |= r;
 	if (!x->req_done && !x->app_eof && can_read(&x->a) &&
 	    room_to_read(x->ain, true)) {
 		if (!need(x, &x->ain)) {
@@ -926,27 +932,10 @@ static int resp_step(struct exchange *x)
 		if (n || done)
 			moved = 1;
 	}
-	if (x->resp_ready && blen(x->aout) && !x->a.tls_wlen &&
-	    buf_room(x->aout) >= x->resp_ready) {
-		memcpy(x->aout->data + x->aout->tail, x->uin->data + x->uin->head,
-		       x->resp_ready);
-		x->aout->tail += x->resp_ready;
-		x->uin->head += x->resp_ready;
-		x->resp_ready = 0;
-	}
-	if (blen(x->aout) && x->a.wr_ready) {
-		if ((r = write_out(x, &x->a, x->aout, blen(x->aout),
-		                   &x->resp_bytes, &x->rep->bytes_down)) < 0)
-			return -1;
-		moved |= r;
-	} else if (!blen(x->aout) && x->resp_ready && x->a.wr_ready) {
-		uint32_t before = x->uin->head;
-		if ((r = write_out(x, &x->a, x->uin, x->resp_ready,
-		                   &x->resp_bytes, &x->rep->bytes_down)) < 0)
-			return -1;
-		x->resp_ready -= x->uin->head - before;
-		moved |= r;
-	}
+	if ((r = send_one_way(x, &x->a, x->aout, x->uin, &x->resp_ready,
+	                      &x->resp_bytes, &x->rep->bytes_down)) < 0)
+		return -1;
+	moved |= r;
 	if (!x->resp_done && can_read(&x->u) && room_to_read(x->uin, x->resp_head)) {
 		if (!need(x, &x->uin)) {
 			finish(x, "error", "out of memory", true);
@@ -1129,8 +1118,10 @@ void exchange_free(struct exchange *x)
 		event_free(x->timer);
 	if (x->kick)
 		event_free(x->kick);
-	for (int i = 0; i < 4; i++)
-		if (*bufp(x, i))
-			bufpool_put(&x->px->pool, *bufp(x, i));
+	struct buf *bufs[] = { x->ain, x->aout, x->uin, x->uout };
+
+	for (size_t i = 0; i < 4; i++)
+		if (bufs[i])
+			bufpool_put(&x->px->pool, bufs[i]);
 	free(x);
 }

@@ -284,6 +284,8 @@ def serve_faults(addrs, logpath):
       /closeafter a keep-alive response, then a close
       /early      a response before the body is read, then silence
       /bighead    a 27 KB response head, in two pieces
+      /badresponse two Content-Lengths
+      /cut        10 bytes of a 100-byte body, then a close
       anything else: 200 with body "real"."""
     lock = threading.Lock()
     counter = [0]
@@ -314,6 +316,13 @@ def serve_faults(addrs, logpath):
                 elif path == b"/early":
                     c.sendall(ok)
                     time.sleep(30)
+                    return
+                elif path == b"/badresponse":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                              b"Content-Length: 3\r\n\r\nok")
+                elif path == b"/cut":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+                              b"only ten b")
                     return
                 elif path == b"/bighead":
                     head = b"HTTP/1.1 200 OK\r\n" + b"".join(

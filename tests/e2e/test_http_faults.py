@@ -87,6 +87,25 @@ def test_a_big_response_head_in_pieces_does_not_stall(faults):
     assert time.monotonic() - t0 < 4
 
 
+def test_a_bad_response_is_a_502_naming_the_rule(faults):
+    out = raw(faults, get("/badresponse", close=True))
+    assert out.startswith("HTTP/1.1 502 "), out
+    assert "bad response: more than one Content-Length" in out
+    e = faults.wait_log(lambda e: e["path"] == "/badresponse", kind="request")[0]
+    assert e["outcome"] == "upstream_failed" and e["status"] == 502
+
+
+def test_a_response_cut_short_resets_the_app(faults):
+    # The app has the head and part of the body: a close would pass the
+    # cut body off as whole, so it gets a reset.
+    r = faults.client("c-raw", "--to", f"{EXT_V4}:80", "--data", repr(get("/cut")),
+                      "--timeout", "5")
+    assert r["response"].startswith("HTTP/1.1 200") and r["closed"] == "reset", r
+    e = faults.wait_log(lambda e: e["path"] == "/cut", kind="request")[0]
+    assert e["outcome"] == "upstream_failed"
+    assert "in the middle of a response" in e["reason"]
+
+
 def test_drain_with_idle_pooled_connections(faults):
     assert raw(faults, get("/pooled", close=True)).endswith("real")
     time.sleep(0.2)
