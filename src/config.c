@@ -77,6 +77,10 @@ struct ld {
 	uint8_t *seen;        /* nodes visited: an alias would visit twice */
 	size_t nnodes;
 	struct config *c;
+	/* Routes' retry/timeout/circuit blocks, read once the top-level
+	 * ones (wherever they are in the file) have given the defaults. */
+	struct { yaml_node_t *n[3]; } *pol;
+	size_t npol;
 };
 
 static void at(struct ld *l, const yaml_node_t *n, bool warning,
@@ -646,6 +650,284 @@ static void inherit_pool(struct config *c)
 	}
 }
 
+/* ------------------------------------------------------------ policy */
+
+bool policy_has_status(const uint16_t *list, unsigned n, int status)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (list[i] == status)
+			return true;
+	return false;
+}
+
+static void q_attempts(struct ld *l, yaml_node_t *v, void *obj)
+{
+	struct policy *p = obj;
+
+	if (get_uint(l, v, "attempts", 10, &p->attempts) && p->attempts == 0)
+		ERR(l, v, "attempts counts the first try too: at least 1");
+}
+
+struct statuses {
+	uint16_t *v;
+	unsigned *n;
+	unsigned *flags;           /* NULL: statuses only */
+};
+
+static void add_status(struct ld *l, yaml_node_t *n, void *arg)
+{
+	struct statuses *st = arg;
+	const char *s = scalar(l, n, "a status or condition");
+	uint16_t code;
+
+	if (!s)
+		return;
+	if (st->flags && strcmp(s, "reset") == 0) {
+		*st->flags |= RETRY_ON_RESET;
+		return;
+	}
+	if (st->flags && strcmp(s, "timeout") == 0) {
+		*st->flags |= RETRY_ON_TIMEOUT;
+		return;
+	}
+	if (parse_u16(s, &code) < 0 || code < 500 || code > 599) {
+		ERR(l, n, "'%s' is not %sa 5xx status", s,
+		    st->flags ? "reset, timeout or " : "");
+		return;
+	}
+	if (*st->n == POLICY_MAX_STATUSES) {
+		ERR(l, n, "more than %d statuses", POLICY_MAX_STATUSES);
+		return;
+	}
+	st->v[(*st->n)++] = code;
+}
+
+static void q_on(struct ld *l, yaml_node_t *v, void *obj)
+{
+	struct policy *p = obj;
+	struct statuses st = { p->retry_status, &p->nretry_status, &p->retry_on };
+
+	/* The list replaces the default; [] is allowed: nothing but what
+	 * never reached the upstream is retried. */
+	p->retry_on = 0;
+	p->nretry_status = 0;
+	if (v->type == YAML_SEQUENCE_NODE &&
+	    v->data.sequence.items.top == v->data.sequence.items.start)
+		return;
+	each(l, v, "retry conditions", add_status, &st);
+}
+
+static void b_base(struct ld *l, yaml_node_t *v, void *obj)
+{
+	get_ms(l, v, "backoff base", 60 * 1000,
+	       &((struct policy *)obj)->backoff_base_ms);
+}
+
+static void b_cap(struct ld *l, yaml_node_t *v, void *obj)
+{
+	get_ms(l, v, "backoff cap", 600 * 1000,
+	       &((struct policy *)obj)->backoff_cap_ms);
+}
+
+static void q_backoff(struct ld *l, yaml_node_t *v, void *obj)
+{
+	static const struct key keys[] = { { "base", b_base }, { "cap", b_cap } };
+
+	mapping(l, v, "backoff", keys, ATT_ARRAY_LEN(keys), obj);
+}
+
+static void q_per_try(struct ld *l, yaml_node_t *v, void *obj)
+{
+	get_ms(l, v, "per_try_timeout", 3600 * 1000,
+	       &((struct policy *)obj)->per_try_timeout_ms);
+}
+
+/* "20%" or "0.2". */
+static void g_ratio(struct ld *l, yaml_node_t *v, void *obj)
+{
+	const char *s = scalar(l, v, "a ratio");
+	char *end;
+	double r;
+
+	if (!s)
+		return;
+	errno = 0;
+	r = strtod(s, &end);
+	if (end != s && strcmp(end, "%") == 0)
+		r /= 100;
+	else if (*end)
+		end = NULL;
+	if (*s < '0' || *s > '9' || !end || errno || r < 0 || r > 10) {
+		ERR(l, v, "budget ratio '%s' is not a ratio from 0 to 10 "
+		    "(e.g. 0.2 or 20%%)", s);
+		return;
+	}
+	((struct policy *)obj)->budget_pct = (unsigned)(r * 100 + 0.5);
+}
+
+static void g_floor(struct ld *l, yaml_node_t *v, void *obj)
+{
+	(void)get_uint(l, v, "min_per_second", 100000,
+	               &((struct policy *)obj)->budget_floor);
+}
+
+static void q_budget(struct ld *l, yaml_node_t *v, void *obj)
+{
+	static const struct key keys[] = {
+		{ "ratio", g_ratio }, { "min_per_second", g_floor },
+	};
+
+	mapping(l, v, "budget", keys, ATT_ARRAY_LEN(keys), obj);
+}
+
+static void retry_block(struct ld *l, yaml_node_t *v, struct policy *p)
+{
+	static const struct key keys[] = {
+		{ "attempts", q_attempts }, { "on", q_on },
+		{ "backoff", q_backoff }, { "per_try_timeout", q_per_try },
+		{ "budget", q_budget },
+	};
+
+	mapping(l, v, "retry", keys, ATT_ARRAY_LEN(keys), p);
+	if (p->backoff_cap_ms < p->backoff_base_ms)
+		ERR(l, v, "backoff cap is below its base");
+}
+
+static void o_request(struct ld *l, yaml_node_t *v, void *obj)
+{
+	const char *s = scalar(l, v, "a duration");
+	uint64_t *out = &((struct policy *)obj)->request_timeout_ms;
+
+	if (s && strcmp(s, "0") == 0)
+		*out = 0;   /* none: wait as long as the idle timeout */
+	else
+		get_ms(l, v, "request timeout", 24 * 3600 * 1000, out);
+}
+
+static void timeout_block(struct ld *l, yaml_node_t *v, struct policy *p)
+{
+	static const struct key keys[] = { { "request", o_request } };
+
+	mapping(l, v, "timeout", keys, ATT_ARRAY_LEN(keys), p);
+}
+
+static void c_failures(struct ld *l, yaml_node_t *v, void *obj)
+{
+	(void)get_uint(l, v, "consecutive_failures", 10000,
+	               &((struct policy *)obj)->circuit_failures);
+}
+
+static void c_open(struct ld *l, yaml_node_t *v, void *obj)
+{
+	get_ms(l, v, "open_for", 3600 * 1000,
+	       &((struct policy *)obj)->circuit_open_ms);
+}
+
+static void c_open_max(struct ld *l, yaml_node_t *v, void *obj)
+{
+	get_ms(l, v, "open_max", 24 * 3600 * 1000,
+	       &((struct policy *)obj)->circuit_open_max_ms);
+}
+
+static void c_statuses(struct ld *l, yaml_node_t *v, void *obj)
+{
+	struct policy *p = obj;
+	struct statuses st = { p->circuit_status, &p->ncircuit_status, NULL };
+
+	p->ncircuit_status = 0;
+	if (v->type == YAML_SEQUENCE_NODE &&
+	    v->data.sequence.items.top == v->data.sequence.items.start)
+		return;
+	each(l, v, "statuses", add_status, &st);
+}
+
+static void c_max_active(struct ld *l, yaml_node_t *v, void *obj)
+{
+	(void)get_uint(l, v, "max_active_requests", 1000000,
+	               &((struct policy *)obj)->max_active);
+}
+
+static void circuit_block(struct ld *l, yaml_node_t *v, struct policy *p)
+{
+	static const struct key keys[] = {
+		{ "consecutive_failures", c_failures }, { "open_for", c_open },
+		{ "open_max", c_open_max }, { "statuses", c_statuses },
+		{ "max_active_requests", c_max_active },
+	};
+
+	mapping(l, v, "circuit", keys, ATT_ARRAY_LEN(keys), p);
+	if (p->circuit_open_max_ms < p->circuit_open_ms)
+		ERR(l, v, "open_max is below open_for");
+}
+
+typedef void (*block_fn)(struct ld *l, yaml_node_t *v, struct policy *p);
+static const block_fn policy_blocks[3] = {
+	retry_block, timeout_block, circuit_block
+};
+
+static void k_retry(struct ld *l, yaml_node_t *v, void *obj)
+{
+	retry_block(l, v, &l->c->policy);
+}
+
+static void k_timeout(struct ld *l, yaml_node_t *v, void *obj)
+{
+	timeout_block(l, v, &l->c->policy);
+}
+
+static void k_circuit(struct ld *l, yaml_node_t *v, void *obj)
+{
+	circuit_block(l, v, &l->c->policy);
+}
+
+/* A route's block is kept for later (see struct ld). */
+static void keep_block(struct ld *l, yaml_node_t *v, int which)
+{
+	size_t i = l->c->nroutes - 1;
+
+	if (i >= l->npol) {
+		void *t = realloc(l->pol, (i + 1) * sizeof(*l->pol));
+		if (!t) {
+			ERR(l, v, "out of memory");
+			return;
+		}
+		l->pol = t;
+		memset(&l->pol[l->npol], 0, (i + 1 - l->npol) * sizeof(*l->pol));
+		l->npol = i + 1;
+	}
+	l->pol[i].n[which] = v;
+}
+
+static void r_retry(struct ld *l, yaml_node_t *v, void *obj)
+{
+	keep_block(l, v, 0);
+}
+
+static void r_timeout(struct ld *l, yaml_node_t *v, void *obj)
+{
+	keep_block(l, v, 1);
+}
+
+static void r_circuit(struct ld *l, yaml_node_t *v, void *obj)
+{
+	keep_block(l, v, 2);
+}
+
+/* Each route starts from the top-level policy; its own blocks override
+ * what they name. */
+static void inherit_policy(struct ld *l)
+{
+	struct config *c = l->c;
+
+	for (size_t i = 0; i < c->nroutes; i++) {
+		c->routes[i].policy = c->policy;
+		for (int k = 0; i < l->npol && k < 3; k++)
+			if (l->pol[i].n[k])
+				policy_blocks[k](l, l->pol[i].n[k],
+				                 &c->routes[i].policy);
+	}
+}
+
 static void r_name(struct ld *l, yaml_node_t *v, void *obj)
 {
 	struct route *r = obj;
@@ -881,6 +1163,8 @@ static void add_route(struct ld *l, yaml_node_t *n, void *arg)
 		{ "name", r_name }, { "match", r_match }, { "action", r_action },
 		{ "protocol", r_protocol }, { "hostname", r_hostname },
 		{ "tls", r_tls }, { "pool", r_pool }, { "via", r_via },
+		{ "retry", r_retry }, { "timeout", r_timeout },
+		{ "circuit", r_circuit },
 	};
 	struct config *c = l->c;
 	struct route *r;
@@ -977,9 +1261,12 @@ static void k_root(struct ld *l, yaml_node_t *root)
 		{ "listen", k_listen }, { "default", k_default },
 		{ "http_ports", k_http_ports }, { "sniff", k_sniff },
 		{ "routes", k_routes }, { "pool", k_pool },
+		{ "retry", k_retry }, { "timeout", k_timeout },
+		{ "circuit", k_circuit },
 	};
 	mapping(l, root, "the configuration", keys, ATT_ARRAY_LEN(keys), NULL);
 	inherit_pool(l->c);
+	inherit_policy(l);
 	if (l->d->errors == 0)
 		lint(l, root);
 }
@@ -1003,6 +1290,20 @@ static struct config *config_new(void)
 		.max_requests = POOL_DEFAULT_MAX_REQUESTS,
 		.queue_max = POOL_DEFAULT_QUEUE_MAX,
 		.queue_timeout_ms = POOL_DEFAULT_QUEUE_TIMEOUT_MS,
+	};
+	c->policy = (struct policy){
+		.attempts = POLICY_DEFAULT_ATTEMPTS,
+		.retry_on = RETRY_ON_RESET | RETRY_ON_TIMEOUT,
+		.backoff_base_ms = POLICY_DEFAULT_BACKOFF_BASE_MS,
+		.backoff_cap_ms = POLICY_DEFAULT_BACKOFF_CAP_MS,
+		.budget_pct = POLICY_DEFAULT_BUDGET_PCT,
+		.budget_floor = POLICY_DEFAULT_BUDGET_FLOOR,
+		.request_timeout_ms = POLICY_DEFAULT_REQUEST_TIMEOUT_MS,
+		.circuit_failures = POLICY_DEFAULT_CIRCUIT_FAILURES,
+		.circuit_open_ms = POLICY_DEFAULT_CIRCUIT_OPEN_MS,
+		.circuit_open_max_ms = POLICY_DEFAULT_CIRCUIT_OPEN_MAX_MS,
+		.circuit_status = { 502, 503, 504 },
+		.ncircuit_status = 3,
 	};
 	return c;
 }
@@ -1083,6 +1384,7 @@ struct config *config_parse(const char *name, const char *text, size_t len,
 		k_root(&l, root);
 	}
 	free(l.seen);
+	free(l.pol);
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
 	if (d->errors != errors0) {

@@ -26,6 +26,7 @@
 #include "attache/route.h"
 #include "attache/sniff.h"
 #include "attache/tls.h"
+#include "attache/health.h"
 #include "attache/upgroup.h"
 #include "attache/upstream.h"
 
@@ -50,6 +51,8 @@ struct conn {
 	const char *name_from;
 	struct upreq ur;            /* asking for the upstream connection */
 	bool ur_used;
+	struct health *health;      /* the upstream's: admitted until close */
+	bool probe;                 /* ... as the circuit's half-open probe */
 	struct upconn *uc;          /* the upstream connection */
 	struct exchange *x;         /* http connections */
 	struct exchange_report rep; /* ... and what they report */
@@ -116,6 +119,18 @@ static void conn_close(struct conn *c, const char *outcome, const char *reason,
 
 	if (c->phase == PH_HTTP)
 		report_http(&c->rep, &lc);
+	lc.resil.tries = c->ur.tries;
+	lc.resil.backoff_ms = c->ur.backoff_ms;
+	lc.resil.budget_spent = c->ur.budget_out;
+	if (c->health) {
+		const struct policy *p = c->route ? &c->route->policy
+		                                  : &c->cfg->policy;
+		lc.resil.circuit = health_circuit(c->health);
+		health_budget(c->health, &lc.resil.budget_retries,
+		              &lc.resil.budget_allowed);
+		health_done(c->health, p, false, false, c->probe);
+		health_put(c->health);
+	}
 	clock_gettime(CLOCK_REALTIME, &lc.time);
 	logger_conn(px->log, &lc);
 
@@ -218,6 +233,7 @@ static void on_upconn(void *arg, struct upconn *uc, const char *outcome,
 		return;
 	}
 	c->uc = uc;
+	health_result(c->health, c->ur.pol, true);
 	start_relay(c);
 }
 
@@ -228,7 +244,8 @@ static void dial(struct conn *c)
 	struct pool_key key;
 	struct upgroup *g;
 	struct upconn *uc = NULL;
-	const char *outcome = NULL;
+	const char *outcome = NULL, *no;
+	const struct policy *pol;
 	bool tls = c->action == ACTION_TLS;
 
 	c->phase = PH_CONNECT;
@@ -246,8 +263,20 @@ static void dial(struct conn *c)
 		conn_close(c, "error", "out of memory", true);
 		return;
 	}
+	/* An open circuit, or too many connections in flight: closed at
+	 * once (a reset: the app learns now, not at its first read). */
+	pol = c->route ? &c->route->policy : &c->cfg->policy;
+	no = health_admit(g->h, pol, &c->probe, c->reason, sizeof(c->reason));
+	if (no) {
+		upgroup_unused(g);
+		conn_close(c, no, c->reason, true);
+		return;
+	}
+	c->health = health_ref(g->h);
 	memset(&c->ur, 0, sizeof(c->ur));
 	c->ur.fresh = true;
+	c->ur.pol = pol;
+	c->ur.attempts = pol->attempts;
 	c->ur_used = true;
 	if (upreq_start(&c->ur, g, on_upconn, c, &uc, &outcome) < 0) {
 		snprintf(c->reason, sizeof(c->reason), "%s", c->ur.reason);

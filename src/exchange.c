@@ -19,8 +19,10 @@
 #include <time.h>
 
 #include "attache/addr.h"
+#include "attache/backoff.h"
 #include "attache/buf.h"
 #include "attache/clock.h"
+#include "attache/health.h"
 #include "attache/http1.h"
 #include "attache/log.h"
 #include "attache/proxy.h"
@@ -33,6 +35,17 @@
 #define LINGER_MS 1000
 #define LINGER_BYTES (64 * 1024)
 #define VIA_LINE "Via: 1.1 attache\r\n"
+/* A request kept for a retry: its head and up to 64 KiB of body. A
+ * longer one streams, and is not retried once past that. */
+#define REPLAY_MAX (HTTP1_MAX_HEAD + 64 * 1024)
+
+/* How a try failed, for the retry rules. */
+enum tryfail {
+	TF_UNSENT,     /* nothing of the request reached the upstream */
+	TF_RESET,      /* reset or closed before any response byte */
+	TF_TIMEOUT,    /* per_try_timeout */
+	TF_STATUS,     /* a status the policy retries */
+};
 
 enum xstate { XS_HEAD, XS_WAIT, XS_EXCH, XS_TUNNEL, XS_LINGER };
 
@@ -80,6 +93,24 @@ struct exchange {
 	struct upreq ur;
 	bool ur_used;
 	struct upconn *uc;
+	/* retries (see retry_request): */
+	const struct policy *pol;
+	struct pool_key key;        /* the upstream, to ask again */
+	struct tls_ctx *key_tls;
+	const struct pool_limits *lim;
+	struct health *health;      /* held from admission to the end */
+	bool probe;                 /* this request is the circuit's probe */
+	bool idempotent;
+	int h_method;
+	unsigned tries, retries;
+	uint64_t slept_ms;
+	bool budget_spent;
+	uint64_t deadline_ms;       /* the request timeout; 0: none */
+	struct event *rtimer;       /* per-try timeout, deadline, backoff */
+	bool backing_off;
+	uint8_t *replay;            /* what was written upstream, for a retry */
+	uint32_t replay_len, replay_cap, replay_sent;
+	bool replay_on;             /* keeping it (idempotent, retries on) */
 	struct relay relay;         /* the tunnel */
 	bool relaying;
 	size_t lingered;
@@ -90,6 +121,10 @@ struct exchange {
 static void pump(struct exchange *x);
 static void finish(struct exchange *x, const char *outcome,
                    const char *reason, bool abort);
+static int admit(struct exchange *x);
+static int start_try(struct exchange *x, struct upgroup *g);
+static int retry_request(struct exchange *x, enum tryfail why,
+                         const char *outcome, int status, uint64_t wait_ms);
 
 /* ------------------------------------------------------------ buffers */
 
@@ -259,6 +294,8 @@ static bool can_read(struct side *s)
 
 /* ------------------------------------------------------------ log */
 
+/* Each request's last word: its admission is given back and its line
+ * logged. */
 static void log_request(struct exchange *x, const char *outcome,
                         const char *reason)
 {
@@ -276,7 +313,21 @@ static void log_request(struct exchange *x, const char *outcome,
 		.duration_us = clock_elapsed_us(&x->req_start),
 		.outcome = outcome,
 		.reason = reason,
+		.resil = { .tries = x->tries, .backoff_ms = x->slept_ms,
+		           .budget_spent = x->budget_spent },
 	};
+
+	if (x->rtimer)
+		event_del(x->rtimer);
+	x->backing_off = false;
+	if (x->health) {
+		health_done(x->health, x->pol, false, false, x->probe);
+		lr.resil.circuit = health_circuit(x->health);
+		health_budget(x->health, &lr.resil.budget_retries,
+		              &lr.resil.budget_allowed);
+		health_put(x->health);
+		x->health = NULL;
+	}
 
 	if (x->uc) {
 		lr.upstream = (struct sockaddr *)&x->uc->g->key.addr;
@@ -365,8 +416,8 @@ static int linger(struct exchange *x)
 /* Answers the request with our own response and closes: nothing of it
  * went upstream, or what did is abandoned (the connection with it).
  * Returns -1: x may be gone. */
-static int respond_error(struct exchange *x, int status, const char *outcome,
-                         const char *reason)
+static int respond_with(struct exchange *x, int status, const char *outcome,
+                        const char *reason, const char *extra)
 {
 	char resp[512];
 	size_t n;
@@ -375,7 +426,7 @@ static int respond_error(struct exchange *x, int status, const char *outcome,
 		snprintf(x->reason, sizeof(x->reason), "%s", reason);
 	x->outcome = outcome;
 	x->status = status;
-	n = http1_error_response(resp, sizeof(resp), status, x->reason, NULL,
+	n = http1_error_response(resp, sizeof(resp), status, x->reason, extra,
 	                         true);
 	log_request(x, outcome, x->reason);
 	/* Whatever was queued for the app is dropped: this replaces it. A
@@ -387,6 +438,12 @@ static int respond_error(struct exchange *x, int status, const char *outcome,
 	}
 	(void)linger(x);
 	return -1;
+}
+
+static int respond_error(struct exchange *x, int status, const char *outcome,
+                         const char *reason)
+{
+	return respond_with(x, status, outcome, reason, NULL);
 }
 
 /* ------------------------------------------------------------ request */
@@ -434,11 +491,189 @@ static void host_of(const struct http1_head *h, const uint8_t *base, char *out,
 			*c = (char)(*c - 'A' + 'a');
 }
 
+/* ------------------------------------------------------------ retries */
+
+/* RFC 9110 9.2.2: the methods whose repetition the app cannot tell. */
+static bool is_idempotent(int method)
+{
+	switch (method) {
+	case HTTP_GET: case HTTP_HEAD: case HTTP_OPTIONS: case HTTP_PUT:
+	case HTTP_DELETE: case HTTP_TRACE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Retry-After in seconds (a date is not honoured: the backoff applies),
+ * in ms; 0 when absent. */
+static uint64_t retry_after_ms(const struct http1_head *h, const uint8_t *base)
+{
+	for (size_t i = 0; i < h->nfields; i++) {
+		const struct http1_field *f = &h->fields[i];
+		uint64_t v = 0;
+		if (f->name_len != 11 ||
+		    strncasecmp((const char *)base + f->name, "retry-after", 11))
+			continue;
+		for (uint32_t k = 0; k < f->value_len; k++) {
+			uint8_t c = base[f->value + k];
+			if (c < '0' || c > '9' || v > 86400)
+				return 0;
+			v = v * 10 + (c - '0');
+		}
+		return v * 1000;
+	}
+	return 0;
+}
+
+/* The try's timer: per_try_timeout or the request's deadline, whichever
+ * comes first (deadline_only: the deadline). */
+static void arm_try_timer(struct exchange *x, bool deadline_only)
+{
+	uint64_t now = relay_now_ms(), ms = 0;
+
+	event_del(x->rtimer);
+	if (!deadline_only)
+		ms = x->pol->per_try_timeout_ms;
+	if (x->deadline_ms) {
+		uint64_t left = x->deadline_ms > now ? x->deadline_ms - now : 1;
+		if (!ms || left < ms)
+			ms = left;
+	}
+	if (ms)
+		clock_arm_ms(x->rtimer, ms);
+}
+
+/* What the connection-level retries of this try did; got: it ended
+ * with a connection (a pooled one counts as a try: the send). */
+static void count_dials(struct exchange *x, bool got)
+{
+	x->tries += got && !x->ur.tries ? 1 : x->ur.tries;
+	x->slept_ms += x->ur.backoff_ms;
+	x->budget_spent |= x->ur.budget_out;
+}
+
+/* No connection could be had (after the connection-level retries). */
+static int no_connection(struct exchange *x, const char *outcome,
+                         const char *reason)
+{
+	return respond_error(x, strcmp(outcome, "overloaded") == 0 ? 503 : 502,
+	                     outcome, reason);
+}
+
+/* A try failed before any response byte reached the app; x->reason says
+ * how. Tried again when every rule allows:
+ *  - no response byte went to the app;
+ *  - the request never reached the upstream, or it is idempotent, was
+ *    kept whole for a replay, and the policy retries this failure;
+ *  - attempts are left, and the upstream's budget and circuit agree;
+ *  - the backoff ends before the request's deadline.
+ * Else the app gets status naming the reason. Returns -1 (the pump
+ * stops: x is waiting, or gone), or 0 for a status that is not retried:
+ * the response goes to the app. */
+static int retry_request(struct exchange *x, enum tryfail why,
+                         const char *outcome, int status, uint64_t wait_ms)
+{
+	const struct policy *p = x->pol;
+	bool stale = why == TF_UNSENT && x->uc && x->uc->reused;
+	struct backoff b = { p->backoff_base_ms, p->backoff_cap_ms };
+	uint64_t now = relay_now_ms(), wait;
+	const char *no = NULL;
+
+	/* A pooled connection that died while idle says nothing of the
+	 * upstream: not a failure, and its retry costs no budget. */
+	if (x->health && !stale && why != TF_STATUS)
+		health_result(x->health, p, false);
+	wait = stale ? 0 : backoff_delay(&b, x->retries, &x->px->rng);
+	if (wait < wait_ms)
+		wait = wait_ms;
+	if (x->resp_bytes || blen(x->aout))
+		no = "the response had begun";
+	else if (why != TF_UNSENT && !x->idempotent)
+		no = "the request is not idempotent and was sent";
+	else if (why != TF_UNSENT && !x->replay_on)
+		no = p->attempts > 1 ? "the request was too long to keep"
+		                     : "retries are off";
+	else if ((why == TF_RESET && !(p->retry_on & RETRY_ON_RESET)) ||
+	         (why == TF_TIMEOUT && !(p->retry_on & RETRY_ON_TIMEOUT)))
+		no = "the policy does not retry it";
+	else if (x->tries >= p->attempts)
+		no = "no attempts left";
+	else if (x->deadline_ms && now + wait >= x->deadline_ms)
+		no = "no time left before the request timeout";
+	else if (!stale && x->health && (no = health_retry(x->health, p)))
+		x->budget_spent = strcmp(no, "retry budget spent") == 0;
+	if (no) {
+		size_t n;
+		if (why == TF_STATUS)
+			return 0;
+		n = strlen(x->reason);
+		snprintf(x->reason + n, sizeof(x->reason) - n, "; %u %s, not "
+		         "retried: %s", x->tries, x->tries == 1 ? "try" : "tries",
+		         no);
+		return respond_error(x, status, outcome, x->reason);
+	}
+	/* Again, from the start: the response so far is dropped (none of it
+	 * reached the app), the request is written again from its copy. */
+	x->retries++;
+	drop_upstream(x, false, true);
+	if (x->uin)
+		x->uin->head = x->uin->tail;
+	x->status = 0;
+	x->resp_head = x->resp_done = x->resp_to_eof = x->up_reusable = false;
+	x->resp_ready = 0;
+	x->replay_sent = 0;
+	x->req_bytes = 0;
+	x->slept_ms += wait;
+	x->st = XS_WAIT;
+	x->backing_off = true;
+	event_del(x->rtimer);
+	if (wait)
+		clock_arm_ms(x->rtimer, wait);
+	else
+		event_active(x->rtimer, EV_TIMEOUT, 1);
+	return -1;
+}
+
+static void on_rtimer(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *x = arg;
+
+	if (x->backing_off) {
+		x->backing_off = false;
+		if (start_try(x, NULL) > 0)
+			pump(x);
+		return;
+	}
+	if (x->status || (x->st != XS_WAIT && x->st != XS_EXCH))
+		return;   /* the response began: its own pace from here */
+	if (x->deadline_ms && relay_now_ms() + 1 >= x->deadline_ms) {
+		if (x->health && x->st == XS_EXCH)
+			health_result(x->health, x->pol, false);
+		snprintf(x->reason, sizeof(x->reason), "no response within the "
+		         "request timeout (%llu ms; %u %s)",
+		         (unsigned long long)x->pol->request_timeout_ms, x->tries,
+		         x->tries == 1 ? "try" : "tries");
+		respond_error(x, 504, "timeout", x->reason);
+		return;
+	}
+	if (x->st == XS_WAIT) {
+		/* Waiting for a connection: the connect timeout and the
+		 * queue's own bound apply; the deadline still does. */
+		arm_try_timer(x, true);
+		return;
+	}
+	snprintf(x->reason, sizeof(x->reason), "upstream per-try timeout "
+	         "(%llu ms)", (unsigned long long)x->pol->per_try_timeout_ms);
+	retry_request(x, TF_TIMEOUT, "timeout", 504, 0);
+}
+
 static void on_upconn(void *arg, struct upconn *uc, const char *outcome,
                       const char *reason);
 
 static int got_upconn(struct exchange *x, struct upconn *uc)
 {
+	count_dials(x, true);
 	x->uc = uc;
 	x->st = XS_EXCH;
 	side_reset(&x->u, uc->fd, uc->tls);
@@ -463,8 +698,8 @@ static void on_upconn(void *arg, struct upconn *uc, const char *outcome,
 	struct exchange *x = arg;
 
 	if (!uc) {
-		respond_error(x, strcmp(outcome, "overloaded") == 0 ? 503 : 502,
-		              outcome, reason);
+		count_dials(x, false);
+		no_connection(x, outcome, reason);
 		return;
 	}
 	if (got_upconn(x, uc) > 0)
@@ -478,12 +713,7 @@ static int begin_request(struct exchange *x, size_t hlen)
 	const struct http1_head *h = &x->h;
 	const uint8_t *base = x->ain->data + x->ain->head;
 	struct sockaddr_storage up = x->dst;
-	struct pool_key key;
-	struct upgroup *g;
-	struct upconn *uc = NULL;
-	const char *outcome = NULL;
 	size_t n;
-	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &x->req_start);
 	copy_str(x->method, sizeof(x->method), (const uint8_t *)
@@ -492,6 +722,7 @@ static int begin_request(struct exchange *x, size_t hlen)
 	copy_str(x->target, sizeof(x->target), base + h->target, h->target_len);
 	if (h->host_len)
 		host_of(h, base, x->host, sizeof(x->host));
+	x->h_method = h->method;
 	x->head_req = h->method == HTTP_HEAD;
 	x->upgrade_req = h->upgrade;
 	x->connect_req = h->method == HTTP_CONNECT;
@@ -554,29 +785,82 @@ static int begin_request(struct exchange *x, size_t hlen)
 
 	if (x->action == ACTION_TLS && x->route->tls_port)
 		addr_set_port((struct sockaddr *)&up, x->route->tls_port);
-	memset(&key, 0, sizeof(key));
-	key.addr = up;
-	key.tls_ctx = x->action == ACTION_TLS ? x->route->tls : NULL;
+	memset(&x->key, 0, sizeof(x->key));
+	x->key.addr = up;
+	x->key.tls_ctx = x->key_tls = x->action == ACTION_TLS ? x->route->tls
+	                                                      : NULL;
 	/* A TLS connection is verified for one name and never serves
 	 * another; a plain one carries any Host of its route (keying it by
 	 * Host would let an app open a group per made-up name). */
-	if (key.tls_ctx)
-		snprintf(key.name, sizeof(key.name), "%s", x->host);
-	g = upgroup_get(x->px, &key, x->action == ACTION_TLS ? x->route->tls : NULL,
-	                x->cfg, x->route ? &x->route->pool : &x->cfg->pool);
-	if (!g) {
+	if (x->key.tls_ctx)
+		snprintf(x->key.name, sizeof(x->key.name), "%s", x->host);
+	x->lim = x->route ? &x->route->pool : &x->cfg->pool;
+	x->pol = x->route ? &x->route->policy : &x->cfg->policy;
+	return admit(x);
+}
+
+/* The upstream's circuit and concurrency limit say whether the request
+ * may go at all: when not, it fails fast, the upstream untouched. */
+static int admit(struct exchange *x)
+{
+	struct upgroup *g = upgroup_get(x->px, &x->key, x->key_tls, x->cfg,
+	                                x->lim);
+	const char *no;
+	char why[160], extra[96];
+
+	if (!g)
 		return respond_error(x, 502, "error", "out of memory");
+	no = health_admit(g->h, x->pol, &x->probe, why, sizeof(why));
+	if (no) {
+		uint64_t left = g->h->breaker.open_until_ms - relay_now_ms();
+
+		if (strcmp(no, "circuit_open") == 0)
+			snprintf(extra, sizeof(extra), "X-Attache-Circuit: open\r\n"
+			         "Retry-After: %llu\r\n",
+			         (unsigned long long)(left / 1000 + 1));
+		else
+			extra[0] = '\0';
+		upgroup_unused(g);
+		return respond_with(x, 503, no, why, extra);
 	}
+	x->health = health_ref(g->h);
+	x->idempotent = is_idempotent(x->h_method);
+	x->replay_on = x->pol->attempts > 1 && x->idempotent && !x->upgrade_req;
+	x->replay_len = x->replay_sent = 0;
+	x->tries = x->retries = 0;
+	x->slept_ms = 0;
+	x->budget_spent = false;
+	x->deadline_ms = x->pol->request_timeout_ms
+	                 ? relay_now_ms() + x->pol->request_timeout_ms : 0;
+	return start_try(x, g);
+}
+
+/* One try: a connection from the group (pooled, or dialled with the
+ * connection-level retries), then the request on it. */
+static int start_try(struct exchange *x, struct upgroup *g)
+{
+	struct upconn *uc = NULL;
+	const char *outcome = NULL;
+	unsigned left = x->pol->attempts > x->tries ? x->pol->attempts - x->tries
+	                                            : 1;
+	int rc;
+
+	if (!g && !(g = upgroup_get(x->px, &x->key, x->key_tls, x->cfg, x->lim)))
+		return respond_error(x, 502, "error", "out of memory");
 	memset(&x->ur, 0, sizeof(x->ur));
 	x->ur.fresh = x->upgrade_req;
+	x->ur.pol = x->pol;
+	x->ur.attempts = left;
 	x->ur_used = true;
 	x->st = XS_WAIT;
-	rc = upreq_start(&x->ur, g, on_upconn, x, &uc, &outcome);
-	if (rc < 0)
-		return respond_error(x, strcmp(outcome, "overloaded") == 0 ? 503
-		                     : 502, outcome, x->ur.reason);
+	arm_try_timer(x, false);
 	http1_next(&x->rs);
 	http1_expect_head(&x->rs, x->head_req);
+	rc = upreq_start(&x->ur, g, on_upconn, x, &uc, &outcome);
+	if (rc < 0) {
+		count_dials(x, false);
+		return no_connection(x, outcome, x->ur.reason);
+	}
 	if (rc == 1)
 		return got_upconn(x, uc);
 	return 1;
@@ -647,6 +931,10 @@ static int complete(struct exchange *x)
 		x->uin->head = x->uin->tail;   /* past the response: dropped */
 	log_request(x, "ok", NULL);
 	drop_upstream(x, reusable, false);
+	/* A waiting connection keeps no copy (nor any buffer). */
+	free(x->replay);
+	x->replay = NULL;
+	x->replay_len = x->replay_cap = x->replay_sent = 0;
 	if (x->app_close && x->app_said_close && x->req_done && !blen(x->ain)) {
 		/* The app asked for the close: it sends nothing more, and
 		 * a plain close cannot reset our response away. */
@@ -710,16 +998,22 @@ static int head_step(struct exchange *x)
 
 /* Upstream failed or closed early: a 502 while the app has had nothing
  * of the response, else a reset (a cut response must not look whole). */
-static int up_failed(struct exchange *x, const char *what)
+static int up_failed(struct exchange *x, const char *what, bool retryable)
 {
 	const char *on = x->uc && x->uc->reused ? " (a reused connection)" : "";
+	int err = errno;
 
 	if (x->uc && x->uc->tls && errno == EPROTO)
 		snprintf(x->reason, sizeof(x->reason), "upstream %s: TLS: %s%s",
 		         what, tls_error(x->uc->tls), on);
 	else
 		snprintf(x->reason, sizeof(x->reason), "upstream %s%s%s%s", what,
-		         errno ? ": " : "", errno ? strerror(errno) : "", on);
+		         err ? ": " : "", err ? strerror(err) : "", on);
+	if (retryable && !x->status)
+		return retry_request(x, x->req_bytes ? TF_RESET : TF_UNSENT,
+		                     "upstream_failed", 502, 0);
+	if (x->health && !x->status)
+		health_result(x->health, x->pol, false);
 	if (!x->status) {
 		char why[sizeof(x->reason)];
 		memcpy(why, x->reason, sizeof(why));
@@ -728,6 +1022,56 @@ static int up_failed(struct exchange *x, const char *what)
 	log_request(x, "upstream_failed", x->reason);
 	finish(x, "upstream_failed", x->reason, true);
 	return -1;
+}
+
+/* Keeps a copy of request bytes as they are written upstream, so a retry
+ * can write them again; past REPLAY_MAX the request is not retried. */
+static void keep_for_replay(struct exchange *x, const uint8_t *p, size_t n)
+{
+	size_t need = (size_t)x->replay_len + n;
+
+	if (need > REPLAY_MAX) {
+		x->replay_on = false;
+		x->replay_len = x->replay_sent = 0;
+		return;
+	}
+	if (need > x->replay_cap) {
+		size_t cap = x->replay_cap ? x->replay_cap : 1024;
+		uint8_t *t;
+		while (cap < need)
+			cap *= 2;
+		if (!(t = realloc(x->replay, cap))) {
+			x->replay_on = false;
+			x->replay_len = x->replay_sent = 0;
+			return;
+		}
+		x->replay = t;
+		x->replay_cap = (uint32_t)cap;
+	}
+	memcpy(x->replay + x->replay_len, p, n);
+	x->replay_len += (uint32_t)n;
+	x->replay_sent = x->replay_len;
+}
+
+/* A retry writes what the failed try had written, before the rest:
+ * 1 if bytes moved, 0 if the socket is full or nothing is left to
+ * replay, -1 if it ended x. */
+static int replay_step(struct exchange *x)
+{
+	ssize_t n;
+
+	if (x->replay_sent >= x->replay_len || !x->u.wr_ready)
+		return 0;
+	n = side_write(&x->u, x->replay + x->replay_sent,
+	               x->replay_len - x->replay_sent);
+	if (n == IO_AGAIN)
+		return 0;
+	if (n == IO_ERR)
+		return up_failed(x, "write", true);
+	x->replay_sent += (uint32_t)n;
+	x->req_bytes += (uint64_t)n;
+	x->rep->bytes_up += (uint64_t)n;
+	return 1;
 }
 
 /* Writes from b (the first avail bytes) to s; counts them into *count. */
@@ -740,13 +1084,15 @@ static int write_out(struct exchange *x, struct side *s, struct buf *b,
 		return 0;
 	if (n == IO_ERR) {
 		if (s == &x->u)
-			return up_failed(x, "write");
+			return up_failed(x, "write", true);
 		snprintf(x->reason, sizeof(x->reason), "app write: %s",
 		         strerror(errno));
 		log_request(x, "reset", x->reason);
 		finish(x, "reset", x->reason, true);
 		return -1;
 	}
+	if (s == &x->u && x->replay_on)
+		keep_for_replay(x, b->data + b->head, (size_t)n);
 	b->head += (uint32_t)n;
 	*count += (uint64_t)n;
 	*total += (uint64_t)n;
@@ -790,6 +1136,14 @@ static int req_step(struct exchange *x)
 	ssize_t n;
 	bool done;
 
+	/* A retry's copy goes first, all of it. */
+	if (x->replay_sent < x->replay_len) {
+		if ((r = replay_step(x)) < 0)
+			return -1;
+		if (x->replay_sent < x->replay_len)
+			return r;
+		moved = r;
+	}
 	/* Checked body bytes join a head still waiting to go: one write. */
 	if (!x->req_ready && !x->req_done && blen(x->ain)) {
 		n = http1_body(&x->rq, x->ain->data + x->ain->head,
@@ -841,10 +1195,28 @@ static int resp_head(struct exchange *x, size_t hlen)
 
 	if (h->status == 101 && !x->upgrade_req) {
 		errno = 0;
-		return up_failed(x, "switched protocols unasked");
+		return up_failed(x, "switched protocols unasked", false);
 	}
 	x->tunnel = x->upgrade_req &&
 	            (x->connect_req ? h->status / 100 == 2 : h->status == 101);
+	if ((h->status >= 200 || x->tunnel) && x->health) {
+		/* The answer: the try's result, and the timers are off. */
+		const struct policy *p = x->pol;
+		bool bad = !x->tunnel && policy_has_status(p->circuit_status,
+		                                           p->ncircuit_status,
+		                                           h->status);
+		event_del(x->rtimer);
+		health_result(x->health, p, !bad);
+		if (!x->tunnel && policy_has_status(p->retry_status,
+		                                    p->nretry_status, h->status)) {
+			snprintf(x->reason, sizeof(x->reason), "upstream answered "
+			         "%d", h->status);
+			if (retry_request(x, TF_STATUS, "upstream_failed", 0,
+			                  retry_after_ms(h, base)) < 0)
+				return -1;
+			x->reason[0] = '\0';
+		}
+	}
 	if (h->status >= 200 && !x->tunnel) {
 		x->status = h->status;
 		x->resp_to_eof = !h->no_body && h->content_length < 0 && !h->chunked;
@@ -870,7 +1242,7 @@ static int resp_head(struct exchange *x, size_t hlen)
 	                  x->aout->data + x->aout->tail, buf_room(x->aout));
 	if (!n) {
 		errno = 0;
-		return up_failed(x, "response head too large");
+		return up_failed(x, "response head too large", false);
 	}
 	x->aout->tail += (uint32_t)n;
 	x->uin->head += (uint32_t)hlen;
@@ -905,7 +1277,7 @@ static int resp_step(struct exchange *x)
 			{
 				char what[sizeof(x->reason)];
 				memcpy(what, x->reason, sizeof(what));
-				return up_failed(x, what);
+				return up_failed(x, what, false);
 			}
 		}
 		if (n > 0) {
@@ -914,7 +1286,7 @@ static int resp_step(struct exchange *x)
 			moved = 1;
 		} else if (blen(x->uin) >= BUF_SIZE) {
 			errno = 0;
-			return up_failed(x, "response head too large");
+			return up_failed(x, "response head too large", false);
 		}
 	}
 	if (x->resp_head && !x->resp_done && !x->resp_ready) {
@@ -943,7 +1315,7 @@ static int resp_step(struct exchange *x)
 		}
 		n = side_read(&x->u, x->uin);
 		if (n == IO_ERR)
-			return up_failed(x, "read");
+			return up_failed(x, "read", true);
 		if (n == 0) {
 			if (x->resp_head && x->resp_to_eof && !x->resp_ready) {
 				x->resp_done = true;
@@ -953,7 +1325,8 @@ static int resp_step(struct exchange *x)
 			errno = 0;
 			return up_failed(x, x->resp_head ? "closed the connection "
 			                 "in the middle of a response" :
-			                 "closed the connection before responding");
+			                 "closed the connection before responding",
+			                 true);
 		}
 		if (n > 0)
 			moved = 1;
@@ -1087,11 +1460,13 @@ struct exchange *exchange_new(struct proxy *px, struct config *cfg, int app_fd,
 	http1_init(&x->rs, HTTP1_RESPONSE);
 	x->timer = evtimer_new(px->base, on_timer, x);
 	x->kick = event_new(px->base, -1, 0, on_kick, x);
+	x->rtimer = evtimer_new(px->base, on_rtimer, x);
 	side_reset(&x->a, app_fd, NULL);
 	x->a.ev = event_new(px->base, app_fd,
 	                    EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED,
 	                    on_app_event, x);
-	if (!x->timer || !x->kick || !x->a.ev || event_add(x->a.ev, NULL) < 0) {
+	if (!x->timer || !x->kick || !x->rtimer || !x->a.ev ||
+	    event_add(x->a.ev, NULL) < 0) {
 		exchange_free(x);
 		return NULL;
 	}
@@ -1118,6 +1493,13 @@ void exchange_free(struct exchange *x)
 		event_free(x->timer);
 	if (x->kick)
 		event_free(x->kick);
+	if (x->rtimer)
+		event_free(x->rtimer);
+	if (x->health) {   /* a request cut short: no verdict on the upstream */
+		health_done(x->health, x->pol, false, false, x->probe);
+		health_put(x->health);
+	}
+	free(x->replay);
 	struct buf *bufs[] = { x->ain, x->aout, x->uin, x->uout };
 
 	for (size_t i = 0; i < 4; i++)

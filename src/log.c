@@ -177,6 +177,25 @@ void log_format_time(const struct timespec *t, char out[32])
 	out[24] = '\0';
 }
 
+static void sb_resil(struct sb *b, const struct log_resil *r)
+{
+	sb_puts(b, ",\"tries\":");
+	sb_uint(b, r->tries);
+	sb_puts(b, ",\"backoff_ms\":");
+	sb_uint(b, r->backoff_ms);
+	sb_puts(b, ",\"circuit\":");
+	sb_json_str_or_null(b, r->circuit);
+	if (!r->circuit) {
+		sb_puts(b, ",\"budget\":null");
+		return;
+	}
+	sb_puts(b, ",\"budget\":{\"retries\":");
+	sb_uint(b, r->budget_retries);
+	sb_puts(b, ",\"allowed\":");
+	sb_uint(b, r->budget_allowed);
+	sb_puts(b, r->budget_spent ? ",\"spent\":true}" : ",\"spent\":false}");
+}
+
 size_t log_format_conn(char *out, size_t cap, const struct log_conn *c)
 {
 	struct sb b = { out, 0, cap, true };
@@ -212,6 +231,8 @@ size_t log_format_conn(char *out, size_t cap, const struct log_conn *c)
 	if (c->http) {
 		sb_puts(&b, ",\"requests\":");
 		sb_uint(&b, c->requests);
+	} else {
+		sb_resil(&b, &c->resil);
 	}
 	sb_puts(&b, ",\"bytes_up\":");
 	sb_uint(&b, c->bytes_up);
@@ -274,6 +295,7 @@ size_t log_format_req(char *out, size_t cap, const struct log_req *r)
 	sb_uint(&b, r->bytes_up);
 	sb_puts(&b, ",\"bytes_down\":");
 	sb_uint(&b, r->bytes_down);
+	sb_resil(&b, &r->resil);
 	sb_puts(&b, ",\"duration_ms\":");
 	sb_ms(&b, r->duration_us);
 	sb_puts(&b, ",\"outcome\":");

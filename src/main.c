@@ -4,10 +4,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "attache/config.h"
 #include "attache/conn.h"
+#include "attache/health.h"
 #include "attache/listener.h"
 #include "attache/log.h"
 #include "attache/options.h"
@@ -94,6 +96,7 @@ static const struct timeval pool_tick = { 1, 0 };
 static void on_pool_timer(evutil_socket_t fd, short what, void *arg)
 {
 	upgroup_expire(arg);
+	health_expire(arg);
 }
 
 int main(int argc, char **argv)
@@ -149,6 +152,15 @@ int main(int argc, char **argv)
 	LIST_INIT(&px->conns);
 	LIST_INIT(&px->groups);
 	LIST_INIT(&px->upconns);
+	LIST_INIT(&px->health);
+	/* Jitter only needs apps' proxies not to agree: any seed will do,
+	 * as long as it differs between processes. */
+	{
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		px->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+		          ((uint64_t)getpid() << 40) ^ 0x9E3779B97F4A7C15ULL;
+	}
 	bufpool_init(&px->pool, POOL_KEEP);
 	px->log = logger_new(px->base, STDOUT_FILENO);
 	sigterm = evsignal_new(px->base, SIGTERM, on_signal, px);
@@ -170,6 +182,7 @@ int main(int argc, char **argv)
 	/* Only a drain ends the loop; whatever it left is closed and logged. */
 	conn_close_all(px, "drained", "shutdown");
 	upgroup_drain(px);
+	health_drain(px);
 	log_info("stopped");
 	rc = 0;
 out:

@@ -7,14 +7,16 @@
 #include <string.h>
 
 #include "attache/addr.h"
+#include "attache/backoff.h"
 #include "attache/clock.h"
 #include "attache/config.h"
+#include "attache/health.h"
 #include "attache/proxy.h"
 #include "attache/relay.h"
 #include "attache/tls.h"
 #include "attache/upstream.h"
 
-enum { RQ_IDLE, RQ_QUEUED, RQ_CONNECT, RQ_TLS, RQ_HANDOVER };
+enum { RQ_IDLE, RQ_QUEUED, RQ_CONNECT, RQ_TLS, RQ_HANDOVER, RQ_BACKOFF };
 
 /* ------------------------------------------------------------ ports */
 
@@ -56,11 +58,17 @@ static void group_maybe_free(struct upgroup *g)
 	if (g->nopen || g->nfresh || g->nwaiting || g->pins)
 		return;
 	LIST_REMOVE(g, link);
+	health_put(g->h);
 	config_unref(g->cfg);
 	free(g);
 }
 
 static void grant_next(struct upgroup *g);
+
+void upgroup_unused(struct upgroup *g)
+{
+	group_maybe_free(g);
+}
 
 /* A connection of g is gone for good: its slot is free. */
 static void slot_freed(struct upgroup *g, bool fresh)
@@ -127,6 +135,10 @@ struct upgroup *upgroup_get(struct proxy *px, const struct pool_key *key,
 			return g;
 	if (!(g = calloc(1, sizeof(*g))))
 		return NULL;
+	if (!(g->h = health_get(px, (struct sockaddr *)&key->addr))) {
+		free(g);
+		return NULL;
+	}
 	g->px = px;
 	g->key = *key;
 	g->tls = tls;
@@ -275,10 +287,13 @@ void upconn_release(struct upconn *uc, bool reusable, bool abort)
 
 /* ------------------------------------------------------------ dialling */
 
+static bool retry_later(struct upreq *r, bool final);
+
 static void fail(struct upreq *r, const char *outcome)
 {
 	struct upconn *uc = r->uc;
 	struct upgroup *g = r->g;
+	bool final = uc && uc->tls && tls_error_is_final(uc->tls);
 
 	r->uc = NULL;
 	r->phase = RQ_IDLE;
@@ -286,6 +301,9 @@ static void fail(struct upreq *r, const char *outcome)
 		close_conn(uc->fd, uc->tls, false, true);
 		upconn_forget(uc);
 	}
+	/* The slot stays ours while we back off: the retry is this dial's. */
+	if (retry_later(r, final))
+		return;
 	slot_freed(g, r->fresh);
 	r->done(r->arg, NULL, outcome, r->reason);
 }
@@ -372,6 +390,40 @@ static int dial_failed(struct upreq *r, const char *outcome)
 	return -1;
 }
 
+/* After a failed dial (r->reason says why): counts the failure against
+ * the upstream's circuit and, when the policy, the budget and the
+ * circuit allow another try, arms the backoff and returns true. */
+static bool retry_later(struct upreq *r, bool final)
+{
+	struct upgroup *g = r->g;
+	uint64_t wait;
+	struct backoff b;
+	const char *no;
+
+	if (!r->pol)
+		return false;
+	health_result(g->h, r->pol, false);
+	if (final || r->tries >= (r->attempts ? r->attempts : 1))
+		return false;
+	if ((no = health_retry(g->h, r->pol))) {
+		size_t n = strlen(r->reason);
+		r->budget_out = strcmp(no, "retry budget spent") == 0;
+		snprintf(r->reason + n, sizeof(r->reason) - n, "; no retry: %s",
+		         no);
+		return false;
+	}
+	b.base_ms = r->pol->backoff_base_ms;
+	b.cap_ms = r->pol->backoff_cap_ms;
+	wait = backoff_delay(&b, r->tries - 1, &g->px->rng);
+	r->backoff_ms += wait;
+	r->phase = RQ_BACKOFF;
+	if (!set_event(r, -1, 0, wait ? wait : 1)) {
+		r->phase = RQ_IDLE;
+		return false;
+	}
+	return true;
+}
+
 /* Starts a new connection for r, whose slot is already counted: 0, and
  * r->done says how it went, or -1 when it failed at once (r->outcome and
  * r->reason say why; nobody is called). */
@@ -383,12 +435,16 @@ static int dial(struct upreq *r)
 	int fd;
 
 	g->stats.dialled++;
+	r->tries++;
 	r->deadline_ms = relay_now_ms() + g->px->opt.connect_timeout_ms;
 	fd = upstream_connect((struct sockaddr *)&g->key.addr, &in_progress,
 	                      &local);
 	if (fd < 0) {
 		snprintf(r->reason, sizeof(r->reason), "upstream connect: %s",
 		         strerror(errno));
+		r->uc = NULL;
+		if (retry_later(r, false))
+			return 0;
 		return dial_failed(r, "connect_failed");
 	}
 	if ((r->uc = upconn_new(g, fd, &local)))
@@ -415,6 +471,10 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 	int err;
 
 	switch (r->phase) {
+	case RQ_BACKOFF:
+		if (dial(r) < 0)
+			r->done(r->arg, NULL, r->outcome, r->reason);
+		return;
 	case RQ_QUEUED:
 		/* Timed out waiting for a connection. */
 		TAILQ_REMOVE(&r->g->waiting, r, link);
@@ -571,6 +631,10 @@ void upreq_cancel(struct upreq *r)
 		g->nwaiting--;
 		r->phase = RQ_IDLE;
 		group_maybe_free(g);
+		return;
+	case RQ_BACKOFF:
+		r->phase = RQ_IDLE;
+		slot_freed(g, r->fresh);
 		return;
 	case RQ_HANDOVER:
 		r->phase = RQ_IDLE;

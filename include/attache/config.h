@@ -44,6 +44,46 @@ struct pool_limits {
 #define POOL_DEFAULT_QUEUE_MAX 256
 #define POOL_DEFAULT_QUEUE_TIMEOUT_MS 5000
 
+/* Retries, timeouts and the circuit: the resilience policy of a route
+ * (a route's blocks override the top-level ones key by key). */
+#define POLICY_MAX_STATUSES 8
+#define RETRY_ON_RESET 1u          /* reset or closed before any response */
+#define RETRY_ON_TIMEOUT 2u        /* per_try_timeout ran out */
+
+struct policy {
+	/* retry: */
+	unsigned attempts;            /* tries in all, the first included */
+	unsigned retry_on;            /* RETRY_ON_*, for idempotent requests */
+	uint16_t retry_status[POLICY_MAX_STATUSES];
+	unsigned nretry_status;
+	uint64_t backoff_base_ms, backoff_cap_ms;
+	uint64_t per_try_timeout_ms;  /* 0: none, the request timeout only */
+	unsigned budget_pct;          /* retries per 100 requests, per upstream */
+	unsigned budget_floor;        /* ... plus this many per second */
+	/* timeout: */
+	uint64_t request_timeout_ms;  /* until the response head; 0: none */
+	/* circuit: */
+	unsigned circuit_failures;    /* consecutive; 0: no circuit breaker */
+	uint64_t circuit_open_ms, circuit_open_max_ms;
+	uint16_t circuit_status[POLICY_MAX_STATUSES];   /* count as failures */
+	unsigned ncircuit_status;
+	unsigned max_active;          /* requests in flight per upstream; 0: any */
+};
+
+#define POLICY_DEFAULT_ATTEMPTS 3
+#define POLICY_DEFAULT_BACKOFF_BASE_MS 25
+#define POLICY_DEFAULT_BACKOFF_CAP_MS 250
+#define POLICY_DEFAULT_BUDGET_PCT 20
+#define POLICY_DEFAULT_BUDGET_FLOOR 10
+#define POLICY_BUDGET_WINDOW_MS 10000
+#define POLICY_DEFAULT_REQUEST_TIMEOUT_MS 30000
+#define POLICY_DEFAULT_CIRCUIT_FAILURES 5
+#define POLICY_DEFAULT_CIRCUIT_OPEN_MS 10000
+#define POLICY_DEFAULT_CIRCUIT_OPEN_MAX_MS 300000
+
+/* Is status in the list? */
+bool policy_has_status(const uint16_t *list, unsigned n, int status);
+
 struct route {
 	char *name;
 	struct cidr *cidrs;
@@ -62,6 +102,7 @@ struct route {
 	/* protocol http: */
 	struct pool_limits pool;
 	bool via;              /* add "Via: 1.1 attache" to requests */
+	struct policy policy;  /* retry, timeout, circuit */
 	unsigned line;         /* where it was written, for messages */
 };
 
@@ -76,6 +117,7 @@ struct config {
 	uint64_t sniff_timeout_ms;
 	uint32_t sniff_max_bytes;
 	struct pool_limits pool;   /* top-level pool:, the routes' default */
+	struct policy policy;      /* top-level retry/timeout/circuit: ditto */
 	struct route *routes;
 	size_t nroutes;
 };

@@ -11,6 +11,17 @@
 
 struct event_base;
 
+/* Retries and the upstream's health, as one request (or a tcp
+ * connection) met them. circuit NULL: no upstream was asked. */
+struct log_resil {
+	unsigned tries;                /* dials and sends, the first included */
+	uint64_t backoff_ms;           /* slept between them */
+	const char *circuit;           /* closed, open, half_open */
+	uint32_t budget_retries;       /* retries in the budget's window */
+	uint32_t budget_allowed;       /* ... and how many it allows */
+	bool budget_spent;             /* a retry was refused by it */
+};
+
 /* What one connection line says. Pointers may be NULL where unknown. */
 struct log_conn {
 	struct timespec time;          /* wall clock at close */
@@ -30,6 +41,7 @@ struct log_conn {
 	uint64_t bytes_down;           /* upstream -> app */
 	bool http;                     /* an http connection: */
 	unsigned requests;             /* ... its requests */
+	struct log_resil resil;        /* tcp connections: their dial */
 	uint64_t duration_us;
 	const char *outcome;           /* one word: ok, rejected, ... */
 	const char *reason;            /* what happened, in words */
@@ -54,6 +66,7 @@ struct log_req {
 	const char *tls_version;
 	uint64_t bytes_up, bytes_down; /* heads and bodies, as on the wire */
 	uint64_t duration_us;
+	struct log_resil resil;
 	const char *outcome;
 	const char *reason;            /* NULL: none; a broken rule's name */
 };

@@ -32,6 +32,8 @@ struct proxy {
 	size_t nconns;
 	LIST_HEAD(upgroup_list, upgroup) groups;   /* upstreams in use */
 	LIST_HEAD(upconn_list, upconn) upconns;    /* their sockets, lent out */
+	LIST_HEAD(health_list, health) health;     /* breakers, budgets */
+	uint64_t rng;              /* backoff jitter (xorshift state, not 0) */
 	struct event *pool_timer;  /* closes idle upstreams past their time */
 	/* Called by conn.c after a connection freed its fds: the listener
 	 * resumes a paused accept and finishes a drain from here. */

@@ -23,6 +23,8 @@
 #include "attache/pool.h"
 
 struct event;
+struct health;
+struct policy;
 struct proxy;
 struct tls;
 struct tls_ctx;
@@ -41,6 +43,7 @@ struct upgroup {
 	TAILQ_HEAD(upwait_list, upreq) waiting;
 	unsigned nwaiting;
 	unsigned pins;                /* callers inside a call that may free g */
+	struct health *h;             /* the upstream's breaker and budget */
 	struct {
 		uint64_t dialled, reused, queued, queue_full, queue_timeout;
 	} stats;
@@ -89,6 +92,16 @@ struct upreq {
 	const char *outcome;          /* why a dial failed at once */
 	bool fresh;                   /* a dedicated connection (a relay, a
 	                                 tunnel): never pooled, not limited */
+	/* Connection-level retries: a dial that failed (refused, timed out,
+	 * unreachable, reset in the TLS handshake; never a certificate that
+	 * failed verification) is tried again after a backoff with full
+	 * jitter, while attempts, the upstream's budget and its circuit
+	 * allow. Nothing of the app's has been sent, so any protocol may. */
+	const struct policy *pol;     /* NULL: one try */
+	unsigned attempts;            /* dials allowed; 0 counts as 1 */
+	unsigned tries;               /* dials made */
+	uint64_t backoff_ms;          /* slept between them */
+	bool budget_out;              /* a retry was refused by the budget */
 	char reason[160];
 };
 
@@ -99,6 +112,9 @@ struct upreq {
 struct upgroup *upgroup_get(struct proxy *px, const struct pool_key *key,
                             struct tls_ctx *tls, struct config *cfg,
                             const struct pool_limits *lim);
+
+/* Lets g go if nothing uses it (a caller that got it and asked nothing). */
+void upgroup_unused(struct upgroup *g);
 
 /* Asks for a connection (r zeroed, r->fresh set as wanted). Returns 1 with *ucp set when an idle one was
  * healthy, -1 when it failed at once (outcome and reason in *ucp's

@@ -335,6 +335,111 @@ def serve_faults(addrs, logpath):
     serve(addrs, h)
 
 
+def serve_fault(addrs, logpath, ctlpath, ctx=None):
+    """A scripted upstream for the resilience tests: plain HTTP/1.1, or
+    over TLS with ctx. It logs, one JSON line each, every connection it
+    accepts ({"conn": N, "ev": "accept"}) and every request it reads
+    ({"conn": N, "ev": "request", "method", "path", "id", "body"}; id is
+    the X-Req-Id header, body its length).
+    The control file, read at each accept, sets what a new connection
+    meets: "reset" (reset at once, nothing read), "stall" (never read), or
+    anything else: requests are served by path:
+      /reset[/N]       read the request, then reset: no response (the
+                       first N times for each id, then 200)
+      /stall           read the request, never answer
+      /status/C/N      C for the first N requests of each id, then 200
+                       (?ra=S adds Retry-After: S)
+      /flap/N          503 and 200 in turns of N requests (all ids)
+      anything else    200, body "ok <id>"."""
+    import ssl
+    import struct
+    lock = threading.Lock()
+    seen = {}
+    counter = [0, 0]
+    log = open(logpath, "a")
+
+    def write(**kw):
+        with lock:
+            log.write(json.dumps(kw) + "\n")
+            log.flush()
+
+    def reset(c):
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+
+    def control():
+        try:
+            with open(ctlpath) as f:
+                return f.read().strip()
+        except OSError:
+            return ""
+
+    def h(c, peer):
+        with lock:
+            counter[0] += 1
+            conn = counter[0]
+        mode = control()
+        write(conn=conn, ev="accept", mode=mode)
+        if mode == "reset":
+            return reset(c)
+        if mode == "stall":
+            time.sleep(60)
+            return c.close()
+        if ctx:
+            try:
+                c = ctx.wrap_socket(c, server_side=True)
+            except (ssl.SSLError, OSError):
+                return c.close()
+        f = c.makefile("rb")
+        try:
+            while True:
+                line = f.readline()
+                if not line:
+                    return c.close()
+                headers = {}
+                while True:
+                    hl = f.readline()
+                    if hl in (b"\r\n", b""):
+                        break
+                    k, _, v = hl.decode().partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                body = f.read(int(headers.get("content-length", "0")))
+                method, target = line.decode().split(" ")[:2]
+                path, _, query = target.partition("?")
+                rid = headers.get("x-req-id", "")
+                write(conn=conn, ev="request", method=method, path=path, id=rid,
+                      body=len(body))
+                parts = path.split("/")
+                extra = ""
+                status = 200
+                if parts[1:2] == ["reset"]:
+                    with lock:
+                        seen[rid] = seen.get(rid, 0) + 1
+                        if len(parts) < 3 or seen[rid] <= int(parts[2]):
+                            return reset(c)
+                elif path == "/stall":
+                    time.sleep(60)
+                    return c.close()
+                elif parts[1:2] == ["status"]:
+                    with lock:
+                        seen[rid] = seen.get(rid, 0) + 1
+                        if seen[rid] <= int(parts[3]):
+                            status = int(parts[2])
+                    if query.startswith("ra="):
+                        extra = f"Retry-After: {query[3:]}\r\n"
+                elif parts[1:2] == ["flap"]:
+                    with lock:
+                        counter[1] += 1
+                        n = int(parts[2])
+                        status = 503 if (counter[1] - 1) // n % 2 == 0 else 200
+                text = f"{'ok' if status == 200 else 'fail'} {rid}".encode()
+                c.sendall(f"HTTP/1.1 {status} X\r\nContent-Length: {len(text)}\r\n"
+                          f"{extra}\r\n".encode() + text)
+        except (OSError, ValueError):
+            return c.close()
+    serve(addrs, h)
+
+
 # ---------------------------------------------------------------- clients
 
 def connect(to, timeout):
@@ -714,11 +819,57 @@ def c_expect(a):
             "body": json.loads(final["body"])["body"]}
 
 
+def c_req(a):
+    """Requests a.method a.path (with --bytes of body), each on a new
+    connection with X-Req-Id <a.host-derived prefix><n>; a.count of them,
+    or as many as fit in a.seconds, one at a time. Returns each one's
+    status (0: no response), circuit header and wall time in ms, or with
+    --seconds only the totals."""
+    fam, (host, port) = parse_addr(a.to)
+    out, totals = [], {}
+    t_end = time.monotonic() + a.seconds
+    n = 0
+    while (n < a.count) if not a.seconds else (time.monotonic() < t_end):
+        rid = f"{a.id}{n}"
+        body = b"B" * a.bytes
+        req = (f"{a.method} {a.path} HTTP/1.1\r\nHost: {a.host}\r\nX-Req-Id: {rid}\r\n"
+               f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+        t0 = time.monotonic()
+        status, circuit, text = 0, None, ""
+        try:
+            s = connect(a.to, a.timeout)
+            s.sendall(req)
+            got = b""
+            while True:
+                d = s.recv(CHUNK)
+                if not d:
+                    break
+                got += d
+            s.close()
+            head, _, rest = got.partition(b"\r\n\r\n")
+            lines = head.decode(errors="replace").split("\r\n")
+            if lines[0].startswith("HTTP/1.1 "):
+                status = int(lines[0].split(" ")[1])
+            for l in lines[1:]:
+                if l.lower().startswith("x-attache-circuit:"):
+                    circuit = l.split(":", 1)[1].strip()
+            text = rest.decode(errors="replace")
+        except OSError as e:
+            text = str(e)
+        ms = (time.monotonic() - t0) * 1000
+        totals[str(status)] = totals.get(str(status), 0) + 1
+        if not a.seconds:
+            out.append({"id": rid, "status": status, "circuit": circuit,
+                        "body": text, "ms": round(ms, 3)})
+        n += 1
+    return {"requests": out, "totals": totals, "count": n}
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="mode", required=True)
     for name in ("echo", "sink-reply", "source", "banner", "tls-echo", "http", "https",
-                 "http-faults"):
+                 "http-faults", "fault", "fault-tls"):
         sp = sub.add_parser(name)
         sp.add_argument("--listen", action="append", required=True)
         sp.add_argument("--bytes", type=int, default=0)
@@ -728,9 +879,10 @@ def main():
         sp.add_argument("--max-tls")
         sp.add_argument("--truncate", action="store_true")
         sp.add_argument("--log")
+        sp.add_argument("--ctl", default="/nonexistent")
     for name in ("c-echo", "c-halfclose", "c-slowread", "c-probe", "c-hold", "c-tls",
                  "c-banner", "c-line", "c-http", "c-raw", "c-pipeline", "c-bulk", "c-ws",
-                 "c-expect", "c-connect"):
+                 "c-expect", "c-connect", "c-req"):
         sp = sub.add_parser(name)
         sp.add_argument("--to", required=True)
         sp.add_argument("--bytes", type=int, default=0)
@@ -745,6 +897,9 @@ def main():
         sp.add_argument("--parallel", type=int, default=1)
         sp.add_argument("--keep-alive", action="store_true")
         sp.add_argument("--data", default="b''")
+        sp.add_argument("--method", default="GET")
+        sp.add_argument("--id", default="r")
+        sp.add_argument("--seconds", type=float, default=0)
     a = p.parse_args()
     if a.mode == "echo":
         serve(a.listen, h_echo)
@@ -760,6 +915,10 @@ def main():
         serve_http(a.listen)
     elif a.mode == "http-faults":
         serve_faults(a.listen, a.log)
+    elif a.mode == "fault":
+        serve_fault(a.listen, a.log, a.ctl)
+    elif a.mode == "fault-tls":
+        serve_fault(a.listen, a.log, a.ctl, tls_server_ctx(a))
     elif a.mode == "https":
         serve_http(a.listen, tls_server_ctx(a))
     else:
@@ -767,7 +926,7 @@ def main():
               "c-probe": c_probe, "c-hold": c_hold, "c-tls": c_tls,
               "c-banner": c_banner, "c-line": c_line, "c-http": c_http, "c-raw": c_raw,
               "c-pipeline": c_pipeline, "c-bulk": c_bulk, "c-ws": c_ws,
-              "c-expect": c_expect, "c-connect": c_connect}[a.mode]
+              "c-expect": c_expect, "c-connect": c_connect, "c-req": c_req}[a.mode]
         print(json.dumps(fn(a)), flush=True)
 
 

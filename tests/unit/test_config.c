@@ -171,6 +171,18 @@ static const struct { const char *yaml, *msg; } errors[] = {
 	  "t.yaml:5:20: error: queue 'many' is not a number from 0 to 100000" },
 	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: pass\n    via: yes\n",
 	  "t.yaml:5:10: error: via 'yes' is not false or true" },
+	{ "retry: { attempts: 0 }\n", "t.yaml:1:20: error: attempts counts the first try too: at least 1" },
+	{ "retry: { attempts: 11 }\n", "t.yaml:1:20: error: attempts '11' is not a number from 0 to 10" },
+	{ "retry: { on: [reset, 404] }\n", "t.yaml:1:22: error: '404' is not reset, timeout or a 5xx status" },
+	{ "retry: { on: [rest] }\n", "t.yaml:1:15: error: 'rest' is not reset, timeout or a 5xx status" },
+	{ "retry: { backoff: { base: 2s, cap: 1s } }\n", "t.yaml:1:8: error: backoff cap is below its base" },
+	{ "retry: { budget: { ratio: 120 } }\n", "t.yaml:1:27: error: budget ratio '120' is not a ratio from 0 to 10 (e.g. 0.2 or 20%)" },
+	{ "retry: { budget: { ratio: -1 } }\n", "t.yaml:1:27: error: budget ratio '-1' is not a ratio" },
+	{ "circuit: { statuses: [200] }\n", "t.yaml:1:23: error: '200' is not a 5xx status" },
+	{ "circuit: { open_for: 10s, open_max: 1s }\n", "t.yaml:1:10: error: open_max is below open_for" },
+	{ "timeout: { request: soon }\n", "t.yaml:1:21: error: request timeout 'soon' is not a duration" },
+	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: pass\n    circuit: { consecutive_failure: 3 }\n",
+	  "t.yaml:5:16: error: unknown key 'consecutive_failure' in circuit (did you mean 'consecutive_failures'?)" },
 };
 
 static void test_each_error(void **state)
@@ -333,6 +345,82 @@ static void test_pool_limits(void **state)
 	config_unref(c);
 }
 
+/* Retry, timeout and circuit: defaults, the top-level blocks as the
+ * routes' default (even when written after the routes), and a route's
+ * own blocks overriding key by key. */
+static void test_policy(void **state)
+{
+	struct diag d;
+	struct config *c = parse(
+		"routes:\n"
+		"  - name: own\n    match: { port: 80 }\n    protocol: http\n"
+		"    action: pass\n"
+		"    retry: { attempts: 1, on: [], backoff: { cap: 2s } }\n"
+		"    circuit: { statuses: [500], max_active_requests: 7 }\n"
+		"  - name: inherits\n    match: { port: 81 }\n    protocol: http\n"
+		"    action: pass\n"
+		"retry: { on: [timeout, 503, 429], per_try_timeout: 300ms,\n"
+		"         budget: { ratio: 0.5, min_per_second: 3 } }\n"
+		"timeout: { request: 0 }\n"
+		"circuit: { consecutive_failures: 0, open_for: 2s }\n", &d);
+
+	assert_null(c);   /* 429 is not a 5xx */
+	diag_free(&d);
+	c = parse(
+		"routes:\n"
+		"  - name: own\n    match: { port: 80 }\n    protocol: http\n"
+		"    action: pass\n"
+		"    retry: { attempts: 1, on: [], backoff: { cap: 2s } }\n"
+		"    circuit: { statuses: [500], max_active_requests: 7 }\n"
+		"  - name: inherits\n    match: { port: 81 }\n    protocol: http\n"
+		"    action: pass\n"
+		"retry: { on: [timeout, 503], per_try_timeout: 300ms,\n"
+		"         budget: { ratio: 50%, min_per_second: 3 } }\n"
+		"timeout: { request: 0 }\n"
+		"circuit: { consecutive_failures: 0, open_for: 2s }\n", &d);
+	assert_non_null(c);
+	assert_int_equal(c->policy.attempts, POLICY_DEFAULT_ATTEMPTS);
+	assert_int_equal(c->policy.retry_on, RETRY_ON_TIMEOUT);
+	assert_int_equal(c->policy.nretry_status, 1);
+	assert_int_equal(c->policy.retry_status[0], 503);
+	assert_int_equal(c->policy.per_try_timeout_ms, 300);
+	assert_int_equal(c->policy.budget_pct, 50);
+	assert_int_equal(c->policy.budget_floor, 3);
+	assert_int_equal(c->policy.request_timeout_ms, 0);
+	assert_int_equal(c->policy.circuit_failures, 0);
+	assert_int_equal(c->policy.circuit_open_ms, 2000);
+	assert_int_equal(c->policy.ncircuit_status, 3);   /* the default */
+	/* the route's own */
+	assert_int_equal(c->routes[0].policy.attempts, 1);
+	assert_int_equal(c->routes[0].policy.retry_on, 0);
+	assert_int_equal(c->routes[0].policy.nretry_status, 0);
+	assert_int_equal(c->routes[0].policy.backoff_cap_ms, 2000);
+	assert_int_equal(c->routes[0].policy.backoff_base_ms,
+	                 POLICY_DEFAULT_BACKOFF_BASE_MS);
+	assert_int_equal(c->routes[0].policy.ncircuit_status, 1);
+	assert_int_equal(c->routes[0].policy.circuit_status[0], 500);
+	assert_int_equal(c->routes[0].policy.max_active, 7);
+	/* ... and what it inherited */
+	assert_int_equal(c->routes[0].policy.per_try_timeout_ms, 300);
+	assert_int_equal(c->routes[0].policy.circuit_open_ms, 2000);
+	assert_memory_equal(&c->routes[1].policy, &c->policy, sizeof(c->policy));
+	assert_true(policy_has_status(c->policy.retry_status,
+	                              c->policy.nretry_status, 503));
+	assert_false(policy_has_status(c->policy.retry_status,
+	                               c->policy.nretry_status, 502));
+	config_unref(c);
+	diag_free(&d);
+
+	c = config_default();
+	assert_int_equal(c->policy.attempts, POLICY_DEFAULT_ATTEMPTS);
+	assert_int_equal(c->policy.retry_on, RETRY_ON_RESET | RETRY_ON_TIMEOUT);
+	assert_int_equal(c->policy.nretry_status, 0);
+	assert_int_equal(c->policy.circuit_failures, POLICY_DEFAULT_CIRCUIT_FAILURES);
+	assert_int_equal(c->policy.request_timeout_ms,
+	                 POLICY_DEFAULT_REQUEST_TIMEOUT_MS);
+	config_unref(c);
+}
+
 static void test_load_file(void **state)
 {
 	struct diag d = { 0 };
@@ -375,6 +463,7 @@ int main(void)
 		cmocka_unit_test(test_tls_route),
 		cmocka_unit_test(test_tls_in_tls_warns),
 		cmocka_unit_test(test_pool_limits),
+		cmocka_unit_test(test_policy),
 		cmocka_unit_test(test_load_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,7 +47,8 @@ static void test_conn_line(void **state)
 		"{\"time\":\"2026-11-30T13:51:58.005Z\",\"app\":\"203.0.113.1:37418\","
 		"\"dst\":\"[2001:db8::7]:80\",\"name\":\"api.partner.example\","
 		"\"name_from\":\"host\",\"route\":\"partner-api\",\"action\":\"pass\","
-		"\"upstream\":null,\"tls\":null,\"bytes_up\":82,\"bytes_down\":10485760,"
+		"\"upstream\":null,\"tls\":null,\"tries\":0,\"backoff_ms\":0,"
+		"\"circuit\":null,\"budget\":null,\"bytes_up\":82,\"bytes_down\":10485760,"
 		"\"duration_ms\":1234.567,\"outcome\":\"ok\",\"reason\":\"closed\"}\n");
 	assert_int_equal(n, strlen(out));
 }
@@ -127,6 +128,8 @@ static void test_request_line(void **state)
 		.status = 200, .conn = "reused", .conn_requests = 7,
 		.tls = true, .tls_version = "TLSv1.3",
 		.bytes_up = 77, .bytes_down = 149, .duration_us = 195,
+		.resil = { .tries = 2, .backoff_ms = 31, .circuit = "closed",
+		           .budget_retries = 1, .budget_allowed = 100 },
 		.outcome = "ok",
 	};
 
@@ -143,7 +146,9 @@ static void test_request_line(void **state)
 		"\"action\":\"tls\",\"method\":\"GET\",\"path\":\"/v1/x?q=\\\"1\\\"\","
 		"\"status\":200,\"upstream\":\"203.0.113.7:443\",\"conn\":\"reused\","
 		"\"conn_requests\":7,\"tls\":{\"version\":\"TLSv1.3\",\"resumed\":false},"
-		"\"bytes_up\":77,\"bytes_down\":149,\"duration_ms\":0.195,"
+		"\"bytes_up\":77,\"bytes_down\":149,\"tries\":2,\"backoff_ms\":31,"
+		"\"circuit\":\"closed\",\"budget\":{\"retries\":1,\"allowed\":100,"
+		"\"spent\":false},\"duration_ms\":0.195,"
 		"\"outcome\":\"ok\",\"reason\":null}\n");
 
 	/* a request refused before any head: no method, no status */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "attache/config.h"
+#include "attache/health.h"
 #include "attache/proxy.h"
 #include "attache/upgroup.h"
 
@@ -58,6 +59,8 @@ static int setup(void **state)
 	bufpool_init(&w->px.pool, 4);
 	LIST_INIT(&w->px.groups);
 	LIST_INIT(&w->px.upconns);
+	LIST_INIT(&w->px.health);
+	w->px.rng = 88172645463325252ULL;
 	w->cfg = config_default();
 	w->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_int_equal(bind(w->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
@@ -78,6 +81,7 @@ static int teardown(void **state)
 	upgroup_drain(&w->px);
 	assert_true(LIST_EMPTY(&w->px.groups));   /* nothing leaks a group */
 	assert_true(LIST_EMPTY(&w->px.upconns));
+	health_drain(&w->px);
 	close(w->lfd);
 	config_unref(w->cfg);
 	bufpool_drain(&w->px.pool);
@@ -102,6 +106,15 @@ static int start(struct world *w, struct upgroup *g, struct ask *a, bool fresh)
 	if (rc != 0)
 		snprintf(a->reason, sizeof(a->reason), "%s", a->r.reason);
 	return rc;
+}
+
+static int start_pol(struct world *w, struct upgroup *g, struct ask *a,
+                     const struct policy *pol, unsigned attempts)
+{
+	memset(a, 0, sizeof(*a));
+	a->r.pol = pol;
+	a->r.attempts = attempts;
+	return upreq_start(&a->r, g, on_done, a, &a->uc, &a->outcome);
 }
 
 static void test_limit_queue_and_handover(void **state)
@@ -228,6 +241,54 @@ static void test_max_requests_and_refused(void **state)
 	upreq_cancel(&a.r);
 }
 
+/* A refused dial is tried again after a jittered backoff, until the
+ * attempts, the circuit or the budget say no; each try is counted. */
+static void test_connect_retries(void **state)
+{
+	struct world *w = *state;
+	struct policy pol = w->cfg->policy;
+	struct upgroup *g;
+	struct ask a;
+
+	close(w->lfd);                     /* nothing listens */
+	w->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	pol.backoff_base_ms = 5;
+	pol.backoff_cap_ms = 20;
+	pol.circuit_failures = 0;
+	g = upgroup_get(&w->px, &w->key, NULL, w->cfg, &w->lim);
+	assert_int_equal(start_pol(w, g, &a, &pol, 3), 0);
+	wait_for(w, &a, 1);
+	assert_string_equal(a.outcome, "connect_failed");
+	assert_int_equal(a.r.tries, 3);
+	assert_true(a.r.backoff_ms <= 5 + 10);    /* ceilings 5, then 10 */
+	assert_false(a.r.budget_out);
+	assert_non_null(strstr(a.reason, "refused"));
+	upreq_cancel(&a.r);
+
+	/* A circuit that opens at the second failure ends the tries. */
+	pol.circuit_failures = 2;
+	g = upgroup_get(&w->px, &w->key, NULL, w->cfg, &w->lim);
+	assert_int_equal(start_pol(w, g, &a, &pol, 5), 0);
+	wait_for(w, &a, 1);
+	assert_int_equal(a.r.tries, 2);
+	assert_non_null(strstr(a.reason, "no retry: circuit open"));
+	assert_int_equal(g->h->breaker.state, BREAKER_OPEN);
+	upreq_cancel(&a.r);
+
+	/* No budget (ratio 0, no floor): one try, and the miss is said. */
+	pol.circuit_failures = 0;
+	pol.budget_pct = pol.budget_floor = 0;
+	g = upgroup_get(&w->px, &w->key, NULL, w->cfg, &w->lim);
+	uint64_t missed = g->h->stats.budget_missed;
+	assert_int_equal(start_pol(w, g, &a, &pol, 3), 0);
+	wait_for(w, &a, 1);
+	assert_int_equal(a.r.tries, 1);
+	assert_true(a.r.budget_out);
+	assert_non_null(strstr(a.reason, "retry budget spent"));
+	assert_int_equal(g->h->stats.budget_missed, missed + 1);
+	upreq_cancel(&a.r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +296,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_idle_connection_that_speaks_is_dropped,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_requests_and_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connect_retries, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
