@@ -557,8 +557,9 @@ static void count_dials(struct exchange *x, bool got)
 static int no_connection(struct exchange *x, const char *outcome,
                          const char *reason)
 {
-	return respond_error(x, strcmp(outcome, "overloaded") == 0 ? 503 : 502,
-	                     outcome, reason);
+	bool busy = strncmp(outcome, "queue_", 6) == 0;
+
+	return respond_error(x, busy ? 503 : 502, outcome, reason);
 }
 
 /* A try failed before any response byte reached the app; x->reason says

@@ -487,7 +487,7 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 		         r->g->lim.max_per_upstream);
 		{
 			struct upgroup *g = r->g;
-			r->done(r->arg, NULL, "overloaded", r->reason);
+			r->done(r->arg, NULL, "queue_timeout", r->reason);
 			group_maybe_free(g);
 		}
 		return;
@@ -603,7 +603,7 @@ int upreq_start(struct upreq *r, struct upgroup *g, upreq_fn done, void *arg,
 		snprintf(r->reason, sizeof(r->reason), "upstream busy: %u "
 		         "connections open (max_per_upstream) and %u requests "
 		         "waiting (queue full)", g->nopen, g->nwaiting);
-		*outcome = "overloaded";
+		*outcome = "queue_full";
 		group_maybe_free(g);
 		return -1;
 	}

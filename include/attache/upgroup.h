@@ -75,7 +75,7 @@ struct upconn {
 };
 
 /* The answer to an upreq: uc, or NULL with outcome ("connect_failed",
- * "tls_failed", "overloaded") and reason (kept in the upreq). */
+ * "tls_failed", "queue_full", "queue_timeout") and reason (kept in the upreq). */
 typedef void (*upreq_fn)(void *arg, struct upconn *uc, const char *outcome,
                          const char *reason);
 

@@ -22,7 +22,8 @@ POLICY = """retry:
   per_try_timeout: 400ms
   budget: {{ ratio: 20%, min_per_second: {floor} }}
 timeout: {{ request: {request} }}
-circuit: {{ consecutive_failures: {failures}, open_for: {open_for}, open_max: 4s }}
+circuit: {{ consecutive_failures: {failures}, open_for: {open_for}, open_max: 4s,
+           max_active_requests: {max_active} }}
 """
 
 ROUTES = """routes:
@@ -93,9 +94,9 @@ def res(world):
     world.init("--proxy-uid", str(PROXY_UID))
     world.fault = f
 
-    def start(floor=10, request="2s", failures=0, open_for="1s"):
+    def start(floor=10, request="2s", failures=0, open_for="1s", max_active=0):
         cfg = POLICY.format(floor=floor, request=request, failures=failures,
-                            open_for=open_for)
+                            open_for=open_for, max_active=max_active)
         cfg += ROUTES.format(ext=EXT_V4, ca=files["root.pem"])
         world.start_attache("-c", world.write_config(cfg), "--connect-timeout", "1s")
     world.start = start
@@ -311,3 +312,31 @@ def test_retry_after_is_honoured(res):
     assert r["status"] == 200, r
     e = request_lines(res, 1)[0]
     assert e["tries"] == 2 and e["backoff_ms"] >= 1000, e
+
+
+def test_max_active_requests_fails_fast_past_the_limit(res):
+    res.start(max_active=2)
+    out = {}
+
+    def stall(i):
+        out[i] = req(res, 80, "/stall", method="POST", rid=f"s{i}-")["requests"][0]
+
+    threads = [threading.Thread(target=stall, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    res.fault_wait = time.monotonic() + 5
+    while len([e for e in res.fault.events("request") if e["path"] == "/stall"]) < 2:
+        assert time.monotonic() < res.fault_wait, res.fault.events()
+        time.sleep(0.02)
+    # Two in flight: the third is refused at once, the upstream untouched.
+    r = req(res, 80, "/", rid="third")["requests"][0]
+    assert r["status"] == 503 and "max_active_requests" in r["body"], r
+    assert not res.fault.requests("third0")
+    for t in threads:
+        t.join()
+    assert [out[i]["status"] for i in range(2)] == [504, 504], out
+    # Their end frees the slots.
+    r = req(res, 80, "/", rid="fourth")["requests"][0]
+    assert r["status"] == 200, r
+    e = res.wait_log(lambda e: e["outcome"] == "max_active", kind="request")[0]
+    assert e["status"] == 503 and e["tries"] == 0, e

@@ -135,7 +135,7 @@ static void test_limit_queue_and_handover(void **state)
 	assert_int_equal(start(w, g, &b, false), 0);     /* waits: at the limit */
 	assert_int_equal(g->nwaiting, 1);
 	assert_int_equal(start(w, g, &c, false), -1);    /* the queue is full */
-	assert_string_equal(c.outcome, "overloaded");
+	assert_string_equal(c.outcome, "queue_full");
 	assert_non_null(strstr(c.reason, "queue full"));
 
 	/* A dedicated connection does not count against the limit. */
@@ -164,7 +164,7 @@ static void test_limit_queue_and_handover(void **state)
 	assert_int_equal(start(w, g, &d, false), 0);
 	wait_for(w, &d, 1);
 	assert_null(d.uc);
-	assert_string_equal(d.outcome, "overloaded");
+	assert_string_equal(d.outcome, "queue_timeout");
 	assert_non_null(strstr(d.reason, "no upstream connection free within 50 ms"));
 	assert_int_equal(g->nwaiting, 0);
 	upreq_cancel(&d.r);
