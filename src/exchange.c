@@ -105,7 +105,7 @@ struct exchange {
 	unsigned tries, retries;
 	uint64_t slept_ms;
 	bool budget_spent;
-	uint64_t deadline_ms;       /* the request timeout; 0: none */
+	uint64_t deadline_ms;       /* the request timeout; 0: none (yet) */
 	struct event *rtimer;       /* per-try timeout, deadline, backoff */
 	bool backing_off;
 	uint8_t *replay;            /* what was written upstream, for a retry */
@@ -527,12 +527,18 @@ static uint64_t retry_after_ms(const struct http1_head *h, const uint8_t *base)
 }
 
 /* The try's timer: per_try_timeout or the request's deadline, whichever
- * comes first (deadline_only: the deadline). */
+ * comes first (deadline_only: the deadline). Both count from the end of
+ * the app's request, as Envoy's do: an upload takes the time it takes
+ * (the idle timeout bounds a stalled one). */
 static void arm_try_timer(struct exchange *x, bool deadline_only)
 {
 	uint64_t now = relay_now_ms(), ms = 0;
 
 	event_del(x->rtimer);
+	if (!x->req_done)
+		return;   /* req_step arms it when the request is whole */
+	if (!x->deadline_ms && x->pol->request_timeout_ms)
+		x->deadline_ms = now + x->pol->request_timeout_ms;
 	if (!deadline_only)
 		ms = x->pol->per_try_timeout_ms;
 	if (x->deadline_ms) {
@@ -831,8 +837,7 @@ static int admit(struct exchange *x)
 	x->tries = x->retries = 0;
 	x->slept_ms = 0;
 	x->budget_spent = false;
-	x->deadline_ms = x->pol->request_timeout_ms
-	                 ? relay_now_ms() + x->pol->request_timeout_ms : 0;
+	x->deadline_ms = 0;   /* set when the request is whole */
 	return start_try(x, g);
 }
 
@@ -1159,6 +1164,8 @@ static int req_step(struct exchange *x)
 		}
 		x->req_ready = (uint32_t)n;
 		x->req_done = done;
+		if (done && !x->status && x->health)
+			arm_try_timer(x, false);
 		if (n || done)
 			moved = 1;
 	}

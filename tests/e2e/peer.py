@@ -35,6 +35,17 @@ def read_to_eof(read):
         n += len(d)
 
 
+def read_headers(f):
+    """Reads header lines up to the empty one: {lower-case name: value}."""
+    headers = {}
+    while True:
+        line = f.readline()
+        if line in (b"\r\n", b""):
+            return headers
+        k, _, v = line.decode().partition(":")
+        headers[k.strip().lower()] = v.strip()
+
+
 def send_pattern(s, n, seed):
     """Sends n bytes of pattern on s; returns their sha256 hex."""
     h = hashlib.sha256()
@@ -396,13 +407,7 @@ def serve_fault(addrs, logpath, ctlpath, ctx=None):
                 line = f.readline()
                 if not line:
                     return c.close()
-                headers = {}
-                while True:
-                    hl = f.readline()
-                    if hl in (b"\r\n", b""):
-                        break
-                    k, _, v = hl.decode().partition(":")
-                    headers[k.strip().lower()] = v.strip()
+                headers = read_headers(f)
                 body = f.read(int(headers.get("content-length", "0")))
                 method, target = line.decode().split(" ")[:2]
                 path, _, query = target.partition("?")
@@ -775,13 +780,7 @@ def c_ws(a):
                              "Sec-WebSocket-Version: 13\r\n").encode()))
     f = s.makefile("rb", buffering=0)
     status = f.readline()
-    headers = {}
-    while True:
-        line = f.readline()
-        if line in (b"\r\n", b""):
-            break
-        k, _, v = line.decode().partition(":")
-        headers[k.strip().lower()] = v.strip()
+    headers = read_headers(f)
     hello = f.readline()
     out = {"status": status.decode().strip(), "accept_ok":
            headers.get("sec-websocket-accept") == ws_accept(key),
@@ -838,7 +837,13 @@ def c_req(a):
         status, circuit, text = 0, None, ""
         try:
             s = connect(a.to, a.timeout)
-            s.sendall(req)
+            if a.rate < 1e9:   # the body at a.rate bytes/s
+                s.sendall(req[:len(req) - len(body)])
+                for i in range(0, len(body), 500):
+                    time.sleep(500 / a.rate)
+                    s.sendall(body[i:i + 500])
+            else:
+                s.sendall(req)
             got = b""
             while True:
                 d = s.recv(CHUNK)

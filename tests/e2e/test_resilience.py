@@ -103,9 +103,9 @@ def res(world):
     return world
 
 
-def req(w, port, path, count=1, method="GET", rid="r", body=0, seconds=0):
+def req(w, port, path, count=1, method="GET", rid="r", body=0, seconds=0, rate=1e9):
     args = ["c-req", "--to", f"{EXT_V4}:{port}", "--path", path, "--count", str(count),
-            "--method", method, "--id", rid, "--bytes", str(body)]
+            "--method", method, "--id", rid, "--bytes", str(body), "--rate", str(rate)]
     if seconds:
         args += ["--seconds", str(seconds)]
     return w.client(*args, timeout=120)
@@ -304,6 +304,14 @@ def test_the_request_timeout_ends_the_tries(res):
     assert r["status"] == 504 and ("request timeout" in r["body"] or
                                    "no time left" in r["body"]), r
     assert 2 <= len(res.fault.requests("k0")) <= 3
+
+
+def test_the_request_timeout_counts_from_the_end_of_the_upload(res):
+    res.start(request="1s")
+    # 3000 bytes at 2000 bytes/s: the upload alone outlasts the timeout.
+    r = req(res, 80, "/", method="PUT", body=3000, rate=2000, rid="up")["requests"][0]
+    assert r["status"] == 200 and r["body"] == "ok up0", r
+    assert res.fault.requests("up0")[0]["body"] == 3000
 
 
 def test_retry_after_is_honoured(res):
