@@ -819,7 +819,8 @@ static int admit(struct exchange *x)
 		return respond_error(x, 502, "error", "out of memory");
 	no = health_admit(g->h, x->pol, &x->probe, why, sizeof(why));
 	if (no) {
-		uint64_t left = g->h->breaker.open_until_ms - relay_now_ms();
+		uint64_t now = relay_now_ms(), until = g->h->breaker.open_until_ms;
+		uint64_t left = until > now ? until - now : 0;   /* 0: a probe is out */
 
 		if (strcmp(no, "circuit_open") == 0)
 			snprintf(extra, sizeof(extra), "X-Attache-Circuit: open\r\n"
