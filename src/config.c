@@ -736,10 +736,22 @@ static void q_backoff(struct ld *l, yaml_node_t *v, void *obj)
 	mapping(l, v, "backoff", keys, ATT_ARRAY_LEN(keys), obj);
 }
 
+/* A duration, or "0" for none. */
+static void get_ms_or_none(struct ld *l, yaml_node_t *v, const char *what,
+                           uint64_t max_ms, uint64_t *out)
+{
+	const char *s = scalar(l, v, "a duration");
+
+	if (s && strcmp(s, "0") == 0)
+		*out = 0;
+	else
+		get_ms(l, v, what, max_ms, out);
+}
+
 static void q_per_try(struct ld *l, yaml_node_t *v, void *obj)
 {
-	get_ms(l, v, "per_try_timeout", 3600 * 1000,
-	       &((struct policy *)obj)->per_try_timeout_ms);
+	get_ms_or_none(l, v, "per_try_timeout", 3600 * 1000,
+	               &((struct policy *)obj)->per_try_timeout_ms);
 }
 
 /* "20%" or "0.2". */
@@ -795,13 +807,9 @@ static void retry_block(struct ld *l, yaml_node_t *v, struct policy *p)
 
 static void o_request(struct ld *l, yaml_node_t *v, void *obj)
 {
-	const char *s = scalar(l, v, "a duration");
-	uint64_t *out = &((struct policy *)obj)->request_timeout_ms;
-
-	if (s && strcmp(s, "0") == 0)
-		*out = 0;   /* none: wait as long as the idle timeout */
-	else
-		get_ms(l, v, "request timeout", 24 * 3600 * 1000, out);
+	/* 0: none, the idle timeout alone */
+	get_ms_or_none(l, v, "request timeout", 24 * 3600 * 1000,
+	               &((struct policy *)obj)->request_timeout_ms);
 }
 
 static void timeout_block(struct ld *l, yaml_node_t *v, struct policy *p)

@@ -52,7 +52,7 @@ struct conn {
 	struct upreq ur;            /* asking for the upstream connection */
 	bool ur_used;
 	struct health *health;      /* the upstream's: admitted until close */
-	bool probe;                 /* ... as the circuit's half-open probe */
+	struct admission adm;       /* ... and how it was let in */
 	struct upconn *uc;          /* the upstream connection */
 	struct exchange *x;         /* http connections */
 	struct exchange_report rep; /* ... and what they report */
@@ -123,12 +123,10 @@ static void conn_close(struct conn *c, const char *outcome, const char *reason,
 	lc.resil.backoff_ms = c->ur.backoff_ms;
 	lc.resil.budget_spent = c->ur.budget_out;
 	if (c->health) {
-		const struct policy *p = c->route ? &c->route->policy
-		                                  : &c->cfg->policy;
 		lc.resil.circuit = health_circuit(c->health);
 		health_budget(c->health, &lc.resil.budget_retries,
 		              &lc.resil.budget_allowed);
-		health_done(c->health, p, false, false, c->probe);
+		health_done(c->health, &c->adm);
 		health_put(c->health);
 	}
 	clock_gettime(CLOCK_REALTIME, &lc.time);
@@ -233,7 +231,7 @@ static void on_upconn(void *arg, struct upconn *uc, const char *outcome,
 		return;
 	}
 	c->uc = uc;
-	health_result(c->health, c->ur.pol, true);
+	health_result(c->health, c->ur.pol, &c->adm, true);
 	start_relay(c);
 }
 
@@ -266,7 +264,7 @@ static void dial(struct conn *c)
 	/* An open circuit, or too many connections in flight: closed at
 	 * once (a reset: the app learns now, not at its first read). */
 	pol = c->route ? &c->route->policy : &c->cfg->policy;
-	no = health_admit(g->h, pol, &c->probe, c->reason, sizeof(c->reason));
+	no = health_admit(g->h, pol, &c->adm, c->reason, sizeof(c->reason));
 	if (no) {
 		upgroup_unused(g);
 		conn_close(c, no, c->reason, true);
@@ -276,6 +274,7 @@ static void dial(struct conn *c)
 	memset(&c->ur, 0, sizeof(c->ur));
 	c->ur.fresh = true;
 	c->ur.pol = pol;
+	c->ur.adm = &c->adm;
 	c->ur.attempts = pol->attempts;
 	c->ur_used = true;
 	if (upreq_start(&c->ur, g, on_upconn, c, &uc, &outcome) < 0) {

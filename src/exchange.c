@@ -37,7 +37,9 @@
 #define VIA_LINE "Via: 1.1 attache\r\n"
 /* A request kept for a retry: its head and up to 64 KiB of body. A
  * longer one streams, and is not retried once past that. */
-#define REPLAY_MAX (HTTP1_MAX_HEAD + 64 * 1024)
+#define REPLAY_BODY_MAX (64 * 1024)
+/* The longest Retry-After honoured; a longer one is the app's to see. */
+#define RETRY_AFTER_MAX_MS 10000
 
 /* How a try failed, for the retry rules. */
 enum tryfail {
@@ -99,7 +101,7 @@ struct exchange {
 	struct tls_ctx *key_tls;
 	const struct pool_limits *lim;
 	struct health *health;      /* held from admission to the end */
-	bool probe;                 /* this request is the circuit's probe */
+	struct admission adm;       /* how it was let in (probe, epoch) */
 	bool idempotent;
 	int h_method;
 	unsigned tries, retries;
@@ -109,6 +111,7 @@ struct exchange {
 	struct event *rtimer;       /* per-try timeout, deadline, backoff */
 	bool backing_off;
 	uint8_t *replay;            /* what was written upstream, for a retry */
+	uint32_t req_head_len;      /* ... of which the head (the rest: body) */
 	uint32_t replay_len, replay_cap, replay_sent;
 	bool replay_on;             /* keeping it (idempotent, retries on) */
 	struct relay relay;         /* the tunnel */
@@ -321,7 +324,7 @@ static void log_request(struct exchange *x, const char *outcome,
 		event_del(x->rtimer);
 	x->backing_off = false;
 	if (x->health) {
-		health_done(x->health, x->pol, false, false, x->probe);
+		health_done(x->health, &x->adm);
 		lr.resil.circuit = health_circuit(x->health);
 		health_budget(x->health, &lr.resil.budget_retries,
 		              &lr.resil.budget_allowed);
@@ -517,9 +520,11 @@ static uint64_t retry_after_ms(const struct http1_head *h, const uint8_t *base)
 			continue;
 		for (uint32_t k = 0; k < f->value_len; k++) {
 			uint8_t c = base[f->value + k];
-			if (c < '0' || c > '9' || v > 86400)
+			if (c < '0' || c > '9')
 				return 0;
 			v = v * 10 + (c - '0');
+			if (v > RETRY_AFTER_MAX_MS / 1000)
+				return UINT64_MAX;   /* too long: not retried */
 		}
 		return v * 1000;
 	}
@@ -582,15 +587,18 @@ static int retry_request(struct exchange *x, enum tryfail why,
                          const char *outcome, int status, uint64_t wait_ms)
 {
 	const struct policy *p = x->pol;
-	bool stale = why == TF_UNSENT && x->uc && x->uc->reused;
+	bool reused = x->uc && x->uc->reused;
+	bool stale = why == TF_UNSENT && reused;
 	struct backoff b = { p->backoff_base_ms, p->backoff_cap_ms };
 	uint64_t now = relay_now_ms(), wait;
 	const char *no = NULL;
 
-	/* A pooled connection that died while idle says nothing of the
-	 * upstream: not a failure, and its retry costs no budget. */
-	if (x->health && !stale && why != TF_STATUS)
-		health_result(x->health, p, false);
+	/* A pooled connection that closed as we sent (the upstream's
+	 * keep-alive timeout raced us) says nothing of the upstream: not a
+	 * failure; if nothing was sent, its retry costs no budget either. */
+	if (x->health && why != TF_STATUS &&
+	    !(reused && why == TF_RESET && !blen(x->uin)) && !stale)
+		health_result(x->health, p, &x->adm, false);
 	wait = stale ? 0 : backoff_delay(&b, x->retries, &x->px->rng);
 	if (wait < wait_ms)
 		wait = wait_ms;
@@ -606,10 +614,12 @@ static int retry_request(struct exchange *x, enum tryfail why,
 		no = "the policy does not retry it";
 	else if (x->tries >= p->attempts)
 		no = "no attempts left";
+	else if (wait_ms == UINT64_MAX)
+		no = "Retry-After is too long";
 	else if (x->deadline_ms && now + wait >= x->deadline_ms)
 		no = "no time left before the request timeout";
 	else if (!stale && x->health && (no = health_retry(x->health, p)))
-		x->budget_spent = strcmp(no, "retry budget spent") == 0;
+		x->budget_spent |= strcmp(no, "retry budget spent") == 0;
 	if (no) {
 		size_t n;
 		if (why == TF_STATUS)
@@ -656,7 +666,7 @@ static void on_rtimer(evutil_socket_t fd, short what, void *arg)
 		return;   /* the response began: its own pace from here */
 	if (x->deadline_ms && relay_now_ms() + 1 >= x->deadline_ms) {
 		if (x->health && x->st == XS_EXCH)
-			health_result(x->health, x->pol, false);
+			health_result(x->health, x->pol, &x->adm, false);
 		snprintf(x->reason, sizeof(x->reason), "no response within the "
 		         "request timeout (%llu ms; %u %s)",
 		         (unsigned long long)x->pol->request_timeout_ms, x->tries,
@@ -681,6 +691,7 @@ static void on_upconn(void *arg, struct upconn *uc, const char *outcome,
 static int got_upconn(struct exchange *x, struct upconn *uc)
 {
 	count_dials(x, true);
+	arm_try_timer(x, false);
 	x->uc = uc;
 	x->st = XS_EXCH;
 	side_reset(&x->u, uc->fd, uc->tls);
@@ -781,6 +792,7 @@ static int begin_request(struct exchange *x, size_t hlen)
 	}
 	x->uout->head = 0;
 	x->uout->tail = (uint32_t)n;
+	x->req_head_len = (uint32_t)n;
 	x->ain->head += (uint32_t)hlen;
 	/* A request without a body (and a tunnel's, whose bytes after the
 	 * head are the tunnel's) is done with its head. */
@@ -817,7 +829,7 @@ static int admit(struct exchange *x)
 
 	if (!g)
 		return respond_error(x, 502, "error", "out of memory");
-	no = health_admit(g->h, x->pol, &x->probe, why, sizeof(why));
+	no = health_admit(g->h, x->pol, &x->adm, why, sizeof(why));
 	if (no) {
 		uint64_t now = relay_now_ms(), until = g->h->breaker.open_until_ms;
 		uint64_t left = until > now ? until - now : 0;   /* 0: a probe is out */
@@ -857,10 +869,11 @@ static int start_try(struct exchange *x, struct upgroup *g)
 	memset(&x->ur, 0, sizeof(x->ur));
 	x->ur.fresh = x->upgrade_req;
 	x->ur.pol = x->pol;
+	x->ur.adm = &x->adm;
 	x->ur.attempts = left;
 	x->ur_used = true;
 	x->st = XS_WAIT;
-	arm_try_timer(x, false);
+	arm_try_timer(x, true);   /* per-try: from the connection on */
 	http1_next(&x->rs);
 	http1_expect_head(&x->rs, x->head_req);
 	rc = upreq_start(&x->ur, g, on_upconn, x, &uc, &outcome);
@@ -1017,10 +1030,11 @@ static int up_failed(struct exchange *x, const char *what, bool retryable)
 		snprintf(x->reason, sizeof(x->reason), "upstream %s%s%s%s", what,
 		         err ? ": " : "", err ? strerror(err) : "", on);
 	if (retryable && !x->status)
-		return retry_request(x, x->req_bytes ? TF_RESET : TF_UNSENT,
+		return retry_request(x, x->req_bytes || x->u.tls_wlen ? TF_RESET
+		                                                      : TF_UNSENT,
 		                     "upstream_failed", 502, 0);
 	if (x->health && !x->status)
-		health_result(x->health, x->pol, false);
+		health_result(x->health, x->pol, &x->adm, false);
 	if (!x->status) {
 		char why[sizeof(x->reason)];
 		memcpy(why, x->reason, sizeof(why));
@@ -1032,12 +1046,13 @@ static int up_failed(struct exchange *x, const char *what, bool retryable)
 }
 
 /* Keeps a copy of request bytes as they are written upstream, so a retry
- * can write them again; past REPLAY_MAX the request is not retried. */
+ * can write them again; past REPLAY_BODY_MAX of body the request is not
+ * retried. */
 static void keep_for_replay(struct exchange *x, const uint8_t *p, size_t n)
 {
 	size_t need = (size_t)x->replay_len + n;
 
-	if (need > REPLAY_MAX) {
+	if (need > (size_t)x->req_head_len + REPLAY_BODY_MAX) {
 		x->replay_on = false;
 		x->replay_len = x->replay_sent = 0;
 		return;
@@ -1215,7 +1230,7 @@ static int resp_head(struct exchange *x, size_t hlen)
 		                                           p->ncircuit_status,
 		                                           h->status);
 		event_del(x->rtimer);
-		health_result(x->health, p, !bad);
+		health_result(x->health, p, &x->adm, !bad);
 		if (!x->tunnel && policy_has_status(p->retry_status,
 		                                    p->nretry_status, h->status)) {
 			snprintf(x->reason, sizeof(x->reason), "upstream answered "
@@ -1505,7 +1520,7 @@ void exchange_free(struct exchange *x)
 	if (x->rtimer)
 		event_free(x->rtimer);
 	if (x->health) {   /* a request cut short: no verdict on the upstream */
-		health_done(x->health, x->pol, false, false, x->probe);
+		health_done(x->health, &x->adm);
 		health_put(x->health);
 	}
 	free(x->replay);

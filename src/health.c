@@ -59,13 +59,14 @@ static void apply(struct health *h, const struct policy *p)
 }
 
 const char *health_admit(struct health *h, const struct policy *p,
-                         bool *probe, char *why, size_t cap)
+                         struct admission *adm, char *why, size_t cap)
 {
 	uint64_t now = relay_now_ms();
 
 	apply(h, p);
 	h->last_used_ms = now;
-	*probe = false;
+	adm->probe = false;
+	adm->epoch = h->epoch;
 	if (p->max_active && h->nactive >= p->max_active) {
 		h->stats.max_active++;
 		snprintf(why, cap, "upstream busy: %u requests in flight "
@@ -74,15 +75,19 @@ const char *health_admit(struct health *h, const struct policy *p,
 	}
 	if (p->circuit_failures) {
 		if (!breaker_allow(&h->breaker, now)) {
+			uint64_t until = h->breaker.open_until_ms;
 			h->stats.circuit_open++;
-			snprintf(why, cap, "circuit open: %u failures in a row; "
-			         "next try in %llu ms", h->breaker.threshold,
-			         (unsigned long long)(h->breaker.open_until_ms > now
-			                              ? h->breaker.open_until_ms - now
-			                              : 0));
+			if (until > now)
+				snprintf(why, cap, "circuit open: %u failures in a "
+				         "row; next try in %llu ms",
+				         h->breaker.threshold,
+				         (unsigned long long)(until - now));
+			else
+				snprintf(why, cap, "circuit half open: a probe "
+				         "is out");
 			return "circuit_open";
 		}
-		*probe = h->breaker.state == BREAKER_HALF_OPEN;
+		adm->probe = h->breaker.state == BREAKER_HALF_OPEN;
 	}
 	h->nactive++;
 	h->stats.requests++;
@@ -90,25 +95,28 @@ const char *health_admit(struct health *h, const struct policy *p,
 	return NULL;
 }
 
-void health_result(struct health *h, const struct policy *p, bool ok)
+void health_result(struct health *h, const struct policy *p,
+                   const struct admission *adm, bool ok)
 {
-	if (!p->circuit_failures)
+	if (!p->circuit_failures || (adm && adm->epoch != h->epoch))
 		return;
 	apply(h, p);
-	if (ok)
+	if (ok) {
 		breaker_success(&h->breaker);
-	else
-		breaker_failure(&h->breaker, relay_now_ms());
+		return;
+	}
+	bool was_open = h->breaker.state == BREAKER_OPEN;
+	breaker_failure(&h->breaker, relay_now_ms());
+	if (!was_open && h->breaker.state == BREAKER_OPEN)
+		h->epoch++;
 }
 
-void health_done(struct health *h, const struct policy *p, bool counted,
-                 bool ok, bool probe)
+void health_done(struct health *h, const struct admission *adm)
 {
 	if (h->nactive)
 		h->nactive--;
-	if (counted)
-		health_result(h, p, ok);
-	else if (probe && h->breaker.state == BREAKER_HALF_OPEN)
+	if (adm->probe && adm->epoch == h->epoch &&
+	    h->breaker.state == BREAKER_HALF_OPEN)
 		h->breaker.probing = false;   /* the next request probes */
 }
 

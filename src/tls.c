@@ -122,7 +122,11 @@ static void set_error(struct tls *t, int err)
 	WOLFSSL_ALERT_HISTORY h;
 
 	t->failed = true;
-	t->final = final;
+	/* Only a broken path is worth another try; anything the handshake
+	 * itself refused (a certificate, an alert, a version) would be
+	 * refused again. */
+	(void)final;
+	t->final = err != SOCKET_ERROR_E && err != SOCKET_PEER_CLOSED_E;
 	/* An alert from the upstream says more than our error code does. */
 	if (wolfSSL_get_alert_history(t->ssl, &h) == WOLFSSL_SUCCESS &&
 	    h.last_rx.level == 2 && tls_alert_reason(h.last_rx.code)) {

@@ -402,7 +402,7 @@ static bool retry_later(struct upreq *r, bool final)
 
 	if (!r->pol)
 		return false;
-	health_result(g->h, r->pol, false);
+	health_result(g->h, r->pol, r->adm, false);
 	if (final || r->tries >= (r->attempts ? r->attempts : 1))
 		return false;
 	if ((no = health_retry(g->h, r->pol))) {

@@ -25,6 +25,9 @@ struct health {
 	struct breaker breaker;
 	struct budget budget;
 	unsigned nactive;             /* requests admitted, not yet done */
+	unsigned epoch;               /* trips so far: a result from a request
+	                                 admitted before the last one is old
+	                                 news, and ignored */
 	uint64_t last_used_ms;
 	struct {
 		uint64_t requests, retries, budget_missed, circuit_open,
@@ -37,20 +40,29 @@ struct health *health_get(struct proxy *px, const struct sockaddr *addr);
 void health_put(struct health *h);
 struct health *health_ref(struct health *h);
 
+/* An admitted request's standing: whether it is the circuit's half-open
+ * probe, and the epoch it was admitted in. */
+struct admission {
+	bool probe;
+	unsigned epoch;
+};
+
 /* Why a request may not go: NULL when it may (one more is active, and
- * *probe says whether it is the circuit's half-open probe), else the
- * outcome ("circuit_open", "max_active") with the reason in why. */
+ * *adm says how it was let in), else the outcome ("circuit_open",
+ * "max_active") with the reason in why. */
 const char *health_admit(struct health *h, const struct policy *p,
-                         bool *probe, char *why, size_t cap);
+                         struct admission *adm, char *why, size_t cap);
 
-/* The admitted request is over: ok tells the breaker how it went.
- * counted false: neither (the app went away; a probe is given back). */
-void health_done(struct health *h, const struct policy *p, bool counted,
-                 bool ok, bool probe);
+/* The admitted request is over, without a verdict of its own (those
+ * went through health_result): one less active; an unanswered probe is
+ * given back, so the next request probes. */
+void health_done(struct health *h, const struct admission *adm);
 
-/* One failure or success that is not a whole request (a failed dial
- * among a request's tries). */
-void health_result(struct health *h, const struct policy *p, bool ok);
+/* How one try went (a dial, or a request's response), from a request
+ * admitted as adm: ignored when the circuit has tripped since (adm NULL:
+ * taken as current). */
+void health_result(struct health *h, const struct policy *p,
+                   const struct admission *adm, bool ok);
 
 /* May a retry be made now? NULL: yes, and it is counted; else why not:
  * "circuit open" (the tries so far opened it) or "retry budget spent"

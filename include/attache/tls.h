@@ -82,7 +82,8 @@ void tls_close_notify(struct tls *t);
 /* The reason of the last failure, e.g. "certificate verification failed:
  * hostname mismatch". */
 const char *tls_error(const struct tls *t);
-/* A failure that retrying will not fix (the certificate, not the path). */
+/* A failure that retrying will not fix: anything but a socket error or
+ * a peer that closed (the certificate, an alert, a version). */
 bool tls_error_is_final(const struct tls *t);
 
 const char *tls_version(const struct tls *t);

@@ -22,6 +22,7 @@
 #include "attache/config.h"
 #include "attache/pool.h"
 
+struct admission;
 struct event;
 struct health;
 struct policy;
@@ -98,6 +99,7 @@ struct upreq {
 	 * jitter, while attempts, the upstream's budget and its circuit
 	 * allow. Nothing of the app's has been sent, so any protocol may. */
 	const struct policy *pol;     /* NULL: one try */
+	const struct admission *adm;  /* the request's, for its results */
 	unsigned attempts;            /* dials allowed; 0 counts as 1 */
 	unsigned tries;               /* dials made */
 	uint64_t backoff_ms;          /* slept between them */

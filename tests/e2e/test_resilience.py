@@ -164,7 +164,7 @@ def test_a_post_reset_after_it_was_written_is_never_sent_twice(res):
 
 def test_a_body_over_the_bound_is_not_kept_for_a_retry(res):
     res.start()
-    r = req(res, 80, "/reset/1", method="PUT", body=100 * 1024, rid="big")["requests"][0]
+    r = req(res, 80, "/reset/1", method="PUT", body=65 * 1024, rid="big")["requests"][0]
     assert r["status"] == 502 and "too long to keep" in r["body"], r
     assert len(res.fault.requests("big0")) == 1
     # Under the bound, the PUT is kept and replayed whole.
@@ -320,6 +320,10 @@ def test_retry_after_is_honoured(res):
     assert r["status"] == 200, r
     e = request_lines(res, 1)[0]
     assert e["tries"] == 2 and e["backoff_ms"] >= 1000, e
+    # Past 10 s, Retry-After is the app's to honour: the 503 goes to it.
+    r = req(res, 80, "/status/503/1?ra=60", rid="long")["requests"][0]
+    assert r["status"] == 503 and r["body"] == "fail long0", r
+    assert len(res.fault.requests("long0")) == 1
 
 
 def test_max_active_requests_fails_fast_past_the_limit(res):

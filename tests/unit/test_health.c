@@ -41,8 +41,8 @@ static void test_admission(void **state)
 	struct sockaddr_in a = addr(443), b = addr(444);
 	struct health *h = health_get(&px, (struct sockaddr *)&a);
 	struct policy p = policy();
+	struct admission m, m2, old;
 	char why[160];
-	bool probe;
 
 	assert_ptr_equal(health_get(&px, (struct sockaddr *)&a), h);   /* shared */
 	assert_int_equal(h->refs, 2);
@@ -51,58 +51,67 @@ static void test_admission(void **state)
 
 	/* max_active: the third in flight is refused, and counted. */
 	p.max_active = 2;
-	assert_null(health_admit(h, &p, &probe, why, sizeof(why)));
-	assert_null(health_admit(h, &p, &probe, why, sizeof(why)));
-	assert_string_equal(health_admit(h, &p, &probe, why, sizeof(why)),
+	assert_null(health_admit(h, &p, &m, why, sizeof(why)));
+	assert_null(health_admit(h, &p, &m, why, sizeof(why)));
+	assert_string_equal(health_admit(h, &p, &m, why, sizeof(why)),
 	                    "max_active");
 	assert_non_null(strstr(why, "2 requests in flight"));
 	assert_int_equal(h->stats.max_active, 1);
-	health_done(h, &p, true, true, probe);
-	assert_null(health_admit(h, &p, &probe, why, sizeof(why)));
-	assert_false(probe);
-	health_done(h, &p, false, false, false);
-	health_done(h, &p, false, false, false);
+	health_done(h, &m);
+	assert_null(health_admit(h, &p, &m, why, sizeof(why)));
+	assert_false(m.probe);
+	health_done(h, &m);
+	health_done(h, &m);
 	assert_int_equal(h->nactive, 0);
 
-	/* Three failures open the circuit (failures 3): fail fast. */
+	/* Three failures open the circuit (failures 3): fail fast. One
+	 * request admitted before, still in flight, is "old". */
 	p.max_active = 0;
 	p.circuit_failures = 3;
 	p.circuit_open_ms = 5;
 	p.circuit_open_max_ms = 40;
+	assert_null(health_admit(h, &p, &old, why, sizeof(why)));
 	for (int i = 0; i < 3; i++) {
-		assert_null(health_admit(h, &p, &probe, why, sizeof(why)));
-		health_done(h, &p, true, false, probe);
+		assert_null(health_admit(h, &p, &m, why, sizeof(why)));
+		health_result(h, &p, &m, false);
+		health_done(h, &m);
 	}
 	assert_string_equal(health_circuit(h), "open");
-	assert_string_equal(health_admit(h, &p, &probe, why, sizeof(why)),
+	assert_string_equal(health_admit(h, &p, &m, why, sizeof(why)),
 	                    "circuit_open");
 	assert_non_null(strstr(why, "circuit open: 3 failures in a row"));
 	assert_int_equal(h->stats.circuit_open, 1);
 
 	/* Past the ejection: one probe; a second request waits for it. */
 	usleep(8000);
-	assert_null(health_admit(h, &p, &probe, why, sizeof(why)));
-	assert_true(probe);
+	assert_null(health_admit(h, &p, &m, why, sizeof(why)));
+	assert_true(m.probe);
 	assert_string_equal(health_circuit(h), "half_open");
-	bool probe2;
-	assert_string_equal(health_admit(h, &p, &probe2, why, sizeof(why)),
+	assert_string_equal(health_admit(h, &p, &m2, why, sizeof(why)),
 	                    "circuit_open");
+	assert_non_null(strstr(why, "a probe is out"));
+	/* The old request's news is old: it neither trips nor closes. */
+	health_result(h, &p, &old, false);
+	assert_string_equal(health_circuit(h), "half_open");
+	health_done(h, &old);
 	/* The probe's app went away: no verdict, the next one probes. */
-	health_done(h, &p, false, false, probe);
-	assert_null(health_admit(h, &p, &probe, why, sizeof(why)));
-	assert_true(probe);
-	health_done(h, &p, true, true, probe);   /* it worked: closed */
+	health_done(h, &m);
+	assert_null(health_admit(h, &p, &m, why, sizeof(why)));
+	assert_true(m.probe);
+	health_result(h, &p, &m, true);   /* it worked: closed */
+	health_done(h, &m);
 	assert_string_equal(health_circuit(h), "closed");
-	assert_null(health_admit(h, &p, &probe, why, sizeof(why)));
-	assert_false(probe);
-	health_done(h, &p, false, false, probe);
+	assert_null(health_admit(h, &p, &m, why, sizeof(why)));
+	assert_false(m.probe);
+	health_done(h, &m);
+	assert_int_equal(h->nactive, 0);
 
 	/* Circuit off: failures change nothing. */
 	p.circuit_failures = 0;
 	for (int i = 0; i < 10; i++)
-		health_result(h, &p, false);
-	assert_null(health_admit(h, &p, &probe, why, sizeof(why)));
-	health_done(h, &p, false, false, probe);
+		health_result(h, &p, &m, false);
+	assert_null(health_admit(h, &p, &m, why, sizeof(why)));
+	health_done(h, &m);
 	health_put(h);
 }
 
@@ -113,15 +122,15 @@ static void test_retries(void **state)
 	struct policy p = policy();
 	uint32_t retries, allowed;
 	char why[160];
-	bool probe;
+	struct admission m;
 
 	/* No floor, 50%: two requests buy one retry. */
 	p.budget_pct = 50;
 	p.budget_floor = 0;
 	p.circuit_failures = 0;
 	for (int i = 0; i < 2; i++) {
-		assert_null(health_admit(h, &p, &probe, why, sizeof(why)));
-		health_done(h, &p, false, false, probe);
+		assert_null(health_admit(h, &p, &m, why, sizeof(why)));
+		health_done(h, &m);
 	}
 	assert_null(health_retry(h, &p));
 	assert_string_equal(health_retry(h, &p), "retry budget spent");
@@ -134,7 +143,7 @@ static void test_retries(void **state)
 	/* A circuit the tries opened allows no retry, budget or not. */
 	p.budget_floor = 100;
 	p.circuit_failures = 1;
-	health_result(h, &p, false);
+	health_result(h, &p, &m, false);
 	assert_string_equal(health_retry(h, &p), "circuit open");
 	health_put(h);
 }
