@@ -405,11 +405,13 @@ static int linger_step(struct exchange *x)
 static int linger(struct exchange *x)
 {
 	drop_upstream(x, false, true);
-	shutdown(x->a.fd, SHUT_WR);
-	if (x->app_eof) {
+	/* An app that asked for the close and sent all of its request sends
+	 * nothing more: a plain close cannot reset our answer away. */
+	if (x->app_eof || (x->app_said_close && x->req_done && !blen(x->ain))) {
 		end_linger(x);
 		return -1;
 	}
+	shutdown(x->a.fd, SHUT_WR);
 	x->st = XS_LINGER;
 	event_del(x->timer);
 	clock_arm_ms(x->timer, LINGER_MS);
