@@ -352,3 +352,23 @@ def test_max_active_requests_fails_fast_past_the_limit(res):
     assert r["status"] == 200, r
     e = res.wait_log(lambda e: e["outcome"] == "max_active", kind="request")[0]
     assert e["status"] == 503 and e["tries"] == 0, e
+
+
+def test_a_flapping_upstream_is_ridden_through(res):
+    res.start()
+    # 503 and 200 in turns: every GET gets its 200, in one or two tries.
+    r = req(res, 80, "/flap/1", count=6, rid="fl")["requests"]
+    assert [x["status"] for x in r] == [200] * 6, r
+    tries = [len(res.fault.requests(x["id"])) for x in r]
+    assert set(tries) <= {1, 2} and 2 in tries, tries
+    assert sum(tries) == len(res.fault.events("request"))
+
+
+def test_a_stalled_tls_handshake_is_a_connect_failure_retried(res):
+    res.start(request="10s")
+    res.fault.set("stall")   # accepted, never read: the handshake hangs
+    r = req(res, 8080, "/", rid="hs")["requests"][0]
+    assert r["status"] == 502 and "handshake timeout" in r["body"], r
+    assert len(res.fault.events("accept")) == 3
+    e = request_lines(res, 1)[0]
+    assert e["outcome"] == "tls_failed" and e["tries"] == 3, e
