@@ -953,10 +953,14 @@ static int complete(struct exchange *x)
 		x->uin->head = x->uin->tail;   /* past the response: dropped */
 	log_request(x, "ok", NULL);
 	drop_upstream(x, reusable, false);
-	/* A waiting connection keeps no copy (nor any buffer). */
-	free(x->replay);
-	x->replay = NULL;
-	x->replay_len = x->replay_cap = x->replay_sent = 0;
+	/* The copy's room is kept for the next request while it is small
+	 * (a head): a waiting connection holds no body's worth of it. */
+	if (x->replay_cap > 4096) {
+		free(x->replay);
+		x->replay = NULL;
+		x->replay_cap = 0;
+	}
+	x->replay_len = x->replay_sent = 0;
 	if (x->app_close && x->app_said_close && x->req_done && !blen(x->ain)) {
 		/* The app asked for the close: it sends nothing more, and
 		 * a plain close cannot reset our response away. */
