@@ -650,6 +650,61 @@ static void inherit_pool(struct config *c)
 	}
 }
 
+/* ------------------------------------------------------------ dns_snoop */
+
+static void d_queue(struct ld *l, yaml_node_t *v, void *obj)
+{
+	unsigned q;
+
+	l->c->dns_queue_set = true;   /* given, even if wrong: one error */
+	if (get_uint(l, v, "dns_snoop queue", 65535, &q))
+		l->c->dns_queue = (uint16_t)q;
+}
+
+static void d_max(struct ld *l, yaml_node_t *v, void *obj)
+{
+	unsigned n;
+
+	if (get_uint(l, v, "max_entries", 1000000, &n)) {
+		if (n == 0)
+			ERR(l, v, "max_entries must be at least 1");
+		l->c->dns_max_entries = n;
+	}
+}
+
+static void d_ttl(struct ld *l, yaml_node_t *v, const char *what,
+                  uint32_t *out)
+{
+	uint64_t ms = (uint64_t)*out * 1000;
+
+	get_ms(l, v, what, 24 * 3600 * 1000, &ms);
+	*out = (uint32_t)((ms + 999) / 1000);
+}
+
+static void d_floor(struct ld *l, yaml_node_t *v, void *obj)
+{
+	d_ttl(l, v, "ttl_floor", &l->c->dns_ttl_floor_s);
+}
+
+static void d_cap(struct ld *l, yaml_node_t *v, void *obj)
+{
+	d_ttl(l, v, "ttl_cap", &l->c->dns_ttl_cap_s);
+}
+
+static void k_dns_snoop(struct ld *l, yaml_node_t *v, void *obj)
+{
+	static const struct key keys[] = {
+		{ "queue", d_queue }, { "max_entries", d_max },
+		{ "ttl_floor", d_floor }, { "ttl_cap", d_cap },
+	};
+	mapping(l, v, "dns_snoop", keys, ATT_ARRAY_LEN(keys), NULL);
+	if (!l->c->dns_queue_set)
+		ERR(l, v, "dns_snoop needs a queue (the NFQUEUE number "
+		    "attache-init --dns-queue was given)");
+	if (l->c->dns_ttl_cap_s < l->c->dns_ttl_floor_s)
+		ERR(l, v, "ttl_cap is below ttl_floor");
+}
+
 /* ------------------------------------------------------------ policy */
 
 bool policy_has_status(const uint16_t *list, unsigned n, int status)
@@ -1254,7 +1309,8 @@ static void lint(struct ld *l, yaml_node_t *routes_node)
 			     "app already encrypts (protocol tls): pass it through "
 			     "(action: pass) unless you mean TLS inside TLS",
 			     b->name ? b->name : "?");
-		if (b->nhosts && b->protocol == PROTO_TCP && !b->hostname)
+		if (b->nhosts && b->protocol == PROTO_TCP && !b->hostname &&
+		    !c->dns_queue_set)
 			WARN(l, &pos, "route '%s' matches host names but its "
 			     "protocol is tcp, where attache reads no name: set "
 			     "protocol http or tls, or a fixed hostname",
@@ -1268,6 +1324,7 @@ static void k_root(struct ld *l, yaml_node_t *root)
 	static const struct key keys[] = {
 		{ "listen", k_listen }, { "default", k_default },
 		{ "http_ports", k_http_ports }, { "sniff", k_sniff },
+		{ "dns_snoop", k_dns_snoop },
 		{ "routes", k_routes }, { "pool", k_pool },
 		{ "retry", k_retry }, { "timeout", k_timeout },
 		{ "circuit", k_circuit },
@@ -1291,6 +1348,9 @@ static struct config *config_new(void)
 	c->default_action = ACTION_PASS;
 	c->sniff_timeout_ms = CONFIG_SNIFF_TIMEOUT_MS;
 	c->sniff_max_bytes = CONFIG_SNIFF_MAX_BYTES;
+	c->dns_max_entries = CONFIG_DNS_MAX_ENTRIES;
+	c->dns_ttl_floor_s = CONFIG_DNS_TTL_FLOOR_S;
+	c->dns_ttl_cap_s = CONFIG_DNS_TTL_CAP_S;
 	c->pool = (struct pool_limits){
 		.max_idle = POOL_DEFAULT_MAX_IDLE,
 		.idle_timeout_ms = POOL_DEFAULT_IDLE_TIMEOUT_MS,

@@ -49,6 +49,7 @@ struct conn {
 	bool app_eof;               /* ... and whether the app closed its side */
 	char name[SNIFF_NAME_MAX];  /* "" when none was recovered */
 	const char *name_from;
+	struct hostmap_entry *dns;  /* the host map's entry for name: pinned */
 	struct upreq ur;            /* asking for the upstream connection */
 	bool ur_used;
 	struct health *health;      /* the upstream's: admitted until close */
@@ -140,6 +141,8 @@ static void conn_close(struct conn *c, const char *outcome, const char *reason,
 		upreq_cancel(&c->ur);
 	if (c->uc)
 		upconn_release(c->uc, false, abort);
+	if (c->dns)
+		hostmap_unpin(&px->hosts, c->dns, relay_now_ms());
 	free_event(&c->ev);
 	free_event(&c->timer);
 	if (c->early)
@@ -285,8 +288,33 @@ static void dial(struct conn *c)
 
 /* ------------------------------------------------------------ route */
 
+/* No name in the bytes: the one an app of this netns resolved to this
+ * address most recently, if the DNS snoop saw it. Pinned while the
+ * connection lives (the table never evicts it meanwhile). */
+static void name_from_dns(struct conn *c)
+{
+	struct proxy *px = c->px;
+	const struct sockaddr *sa = (struct sockaddr *)&c->dst;
+	const uint8_t *a;
+	struct hostmap_entry *e;
+
+	if (c->name[0] || !px->hosts_on)
+		return;
+	if (sa->sa_family == AF_INET)
+		a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+	else
+		a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+	if (hostmap_lookup(&px->hosts, sa->sa_family, a, relay_now_ms(), &e, 1)) {
+		snprintf(c->name, sizeof(c->name), "%s", e->name);
+		c->name_from = "dns";
+		hostmap_pin(e);
+		c->dns = e;
+	}
+}
+
 static void decide(struct conn *c)
 {
+	name_from_dns(c);
 	c->route = route_match(c->cfg, (struct sockaddr *)&c->dst,
 	                       c->name[0] ? c->name : NULL);
 	if (!c->name[0] && c->route && c->route->hostname) {

@@ -9,11 +9,13 @@
 
 #include "attache/config.h"
 #include "attache/conn.h"
+#include "attache/dnssnoop.h"
 #include "attache/health.h"
 #include "attache/listener.h"
 #include "attache/log.h"
 #include "attache/options.h"
 #include "attache/proxy.h"
+#include "attache/relay.h"
 #include "attache/tls.h"
 #include "attache/upgroup.h"
 
@@ -49,6 +51,9 @@ static void reload(struct proxy *px)
 	if (c->redirect_port && c->redirect_port != px->opt.port && !px->opt.port_set)
 		log_warn("reload: listen.redirect %u takes effect at restart; still "
 		         "on %u", c->redirect_port, px->opt.port);
+	if (c->dns_queue_set != px->cfg->dns_queue_set ||
+	    c->dns_queue != px->cfg->dns_queue)
+		log_warn("reload: a dns_snoop queue change takes effect at restart");
 	config_unref(px->cfg);
 	px->cfg = c;
 	log_info("reload: %s: %zu routes, default %s, %u warning(s)",
@@ -95,8 +100,12 @@ static const struct timeval pool_tick = { 1, 0 };
 
 static void on_pool_timer(evutil_socket_t fd, short what, void *arg)
 {
-	upgroup_expire(arg);
-	health_expire(arg);
+	struct proxy *px = arg;
+
+	upgroup_expire(px);
+	health_expire(px);
+	if (px->hosts_on)
+		hostmap_expire(&px->hosts, relay_now_ms());
 }
 
 int main(int argc, char **argv)
@@ -175,6 +184,24 @@ int main(int argc, char **argv)
 	evsignal_add(sigint, NULL);
 	evsignal_add(sighup, NULL);
 	event_add(px->pool_timer, &pool_tick);
+	if (px->cfg->dns_queue_set) {
+		char err[160];
+		const struct config *c = px->cfg;
+		if (!hostmap_init(&px->hosts, c->dns_max_entries, c->dns_ttl_floor_s,
+		                  c->dns_ttl_cap_s)) {
+			log_error("out of memory");
+			goto out;
+		}
+		px->hosts_on = true;
+		px->snoop = dnssnoop_open(px->base, c->dns_queue, &px->hosts, err,
+		                          sizeof(err));
+		if (!px->snoop) {
+			log_error("dns_snoop: %s", err);
+			goto out;
+		}
+		log_info("dns_snoop: reading DNS answers from NFQUEUE %u",
+		         c->dns_queue);
+	}
 	if (listener_open(px) < 0)
 		goto out;
 
@@ -187,6 +214,9 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	listener_close(px);
+	dnssnoop_close(px->snoop);
+	if (px->hosts_on)
+		hostmap_free(&px->hosts);
 	if (sigterm)
 		event_free(sigterm);
 	if (sigint)

@@ -118,10 +118,18 @@ struct config {
 	uint32_t sniff_max_bytes;
 	struct pool_limits pool;   /* top-level pool:, the routes' default */
 	struct policy policy;      /* top-level retry/timeout/circuit: ditto */
+	/* dns_snoop: the names behind addresses, from the apps' DNS answers */
+	uint16_t dns_queue;        /* its NFQUEUE number, when dns_queue_set */
+	bool dns_queue_set;
+	uint32_t dns_max_entries;
+	uint32_t dns_ttl_floor_s, dns_ttl_cap_s;
 	struct route *routes;
 	size_t nroutes;
 };
 
+#define CONFIG_DNS_MAX_ENTRIES 4096
+#define CONFIG_DNS_TTL_FLOOR_S 30
+#define CONFIG_DNS_TTL_CAP_S 3600
 #define CONFIG_SNIFF_TIMEOUT_MS 1000
 #define CONFIG_SNIFF_MAX_BYTES 16384
 #define CONFIG_MAX_FILE (1 << 20)

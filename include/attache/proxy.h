@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "attache/buf.h"
+#include "attache/hostmap.h"
 #include "attache/options.h"
 
 struct config;
@@ -34,6 +35,10 @@ struct proxy {
 	LIST_HEAD(upconn_list, upconn) upconns;    /* their sockets, lent out */
 	LIST_HEAD(health_list, health) health;     /* breakers, budgets */
 	uint64_t rng;              /* backoff jitter (xorshift state, not 0) */
+	/* dns_snoop: names behind addresses (hosts_on: configured) */
+	struct hostmap hosts;
+	bool hosts_on;
+	struct dnssnoop *snoop;
 	struct event *pool_timer;  /* closes idle upstreams past their time */
 	/* Called by conn.c after a connection freed its fds: the listener
 	 * resumes a paused accept and finishes a drain from here. */

@@ -154,10 +154,13 @@ class World:
             time.sleep(0.02)
         return self.stderr()
 
-    def start_attache(self, *args, nofile=None, uid=PROXY_UID):
+    def start_attache(self, *args, nofile=None, uid=PROXY_UID, caps=()):
         self.log_path = os.path.join(self.tmp, "attache.log")
         self.err_path = os.path.join(self.tmp, "attache.err")
         cmd = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        if caps:   # e.g. ("net_admin",) for the DNS snoop's NFQUEUE
+            c = ",".join("+" + x for x in caps)
+            cmd += [f"--inh-caps={c}", f"--ambient-caps={c}"]
         if nofile:
             cmd = ["prlimit", f"--nofile={nofile}"] + cmd
         cmd += [os.path.join(self.bindir, "attache")] + list(args)

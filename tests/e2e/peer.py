@@ -870,6 +870,15 @@ def c_req(a):
     return {"requests": out, "totals": totals, "count": n}
 
 
+def c_resolve(a):
+    """Resolves a.host (the netns's resolv.conf) and lists its IPv4s."""
+    try:
+        infos = socket.getaddrinfo(a.host, None, socket.AF_INET, socket.SOCK_STREAM)
+        return {"addrs": sorted({i[4][0] for i in infos})}
+    except socket.gaierror as e:
+        return {"addrs": [], "error": str(e)}
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="mode", required=True)
@@ -887,7 +896,7 @@ def main():
         sp.add_argument("--ctl", default="/nonexistent")
     for name in ("c-echo", "c-halfclose", "c-slowread", "c-probe", "c-hold", "c-tls",
                  "c-banner", "c-line", "c-http", "c-raw", "c-pipeline", "c-bulk", "c-ws",
-                 "c-expect", "c-connect", "c-req"):
+                 "c-expect", "c-connect", "c-req", "c-resolve"):
         sp = sub.add_parser(name)
         sp.add_argument("--to", required=True)
         sp.add_argument("--bytes", type=int, default=0)
@@ -931,7 +940,8 @@ def main():
               "c-probe": c_probe, "c-hold": c_hold, "c-tls": c_tls,
               "c-banner": c_banner, "c-line": c_line, "c-http": c_http, "c-raw": c_raw,
               "c-pipeline": c_pipeline, "c-bulk": c_bulk, "c-ws": c_ws,
-              "c-expect": c_expect, "c-connect": c_connect, "c-req": c_req}[a.mode]
+              "c-expect": c_expect, "c-connect": c_connect, "c-req": c_req,
+              "c-resolve": c_resolve}[a.mode]
         print(json.dumps(fn(a)), flush=True)
 
 

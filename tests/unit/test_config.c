@@ -180,6 +180,9 @@ static const struct { const char *yaml, *msg; } errors[] = {
 	{ "retry: { budget: { ratio: -1 } }\n", "t.yaml:1:27: error: budget ratio '-1' is not a ratio" },
 	{ "circuit: { statuses: [200] }\n", "t.yaml:1:23: error: '200' is not a 5xx status" },
 	{ "circuit: { open_for: 10s, open_max: 1s }\n", "t.yaml:1:10: error: open_max is below open_for" },
+	{ "dns_snoop: { ttl_cap: 1m }\n", "t.yaml:1:12: error: dns_snoop needs a queue (the NFQUEUE number attache-init --dns-queue was given)" },
+	{ "dns_snoop: { queue: 70000 }\n", "t.yaml:1:21: error: dns_snoop queue '70000' is not a number from 0 to 65535" },
+	{ "dns_snoop: { queue: 1, ttl_floor: 2m, ttl_cap: 1m }\n", "t.yaml:1:12: error: ttl_cap is below ttl_floor" },
 	{ "timeout: { request: soon }\n", "t.yaml:1:21: error: request timeout 'soon' is not a duration" },
 	{ "routes:\n  - name: a\n    match: { port: 1 }\n    action: pass\n    circuit: { consecutive_failure: 3 }\n",
 	  "t.yaml:5:16: error: unknown key 'consecutive_failure' in circuit (did you mean 'consecutive_failures'?)" },
@@ -395,6 +398,16 @@ static void test_policy(void **state)
 	                              c->policy.nretry_status, 503));
 	assert_false(policy_has_status(c->policy.retry_status,
 	                               c->policy.nretry_status, 502));
+	config_unref(c);
+	diag_free(&d);
+
+	c = parse("dns_snoop: { queue: 0, max_entries: 100, ttl_floor: 1500ms }\n", &d);
+	assert_non_null(c);
+	assert_true(c->dns_queue_set);
+	assert_int_equal(c->dns_queue, 0);
+	assert_int_equal(c->dns_max_entries, 100);
+	assert_int_equal(c->dns_ttl_floor_s, 2);   /* rounded up */
+	assert_int_equal(c->dns_ttl_cap_s, CONFIG_DNS_TTL_CAP_S);
 	config_unref(c);
 	diag_free(&d);
 

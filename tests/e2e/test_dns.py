@@ -1,0 +1,97 @@
+"""6/6, first slice: names learnt from DNS answers over NFQUEUE.
+
+dnsmasq in ext answers api.partner.example -> 203.0.113.7; the app's
+netns resolves through it (/etc/netns/<app>/resolv.conf). An NFQUEUE rule
+with --queue-bypass sends the DNS answers the app receives to attache
+(attache-init --dns-queue will install it; here the test does), which
+runs with CAP_NET_ADMIN to read the queue."""
+import os
+import shutil
+import time
+
+import pytest
+
+import pki
+from conftest import EXT_V4, PROXY_UID, sh
+
+QUEUE = 5353
+
+
+def wait_udp(w, port):
+    for _ in range(200):
+        out = sh("ip", "netns", "exec", w.ext, "ss", "-Hlun", f"sport = :{port}").stdout
+        if out.strip():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on udp {port}")
+
+
+@pytest.fixture
+def dns(world):
+    d = os.path.join(world.tmp, "pki")
+    os.mkdir(d, 0o755)
+    files, _ = pki.make(d)
+    world.server("tls-echo", "--listen", f"{EXT_V4}:443", "--cert", files["good.pem"],
+                 "--key", files["good.key"])
+    world.spawn(world.ext, ["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv",
+                            "--no-hosts", "--bind-interfaces",
+                            f"--listen-address={EXT_V4}", "--pid-file=",
+                            f"--host-record=api.partner.example,{EXT_V4}",
+                            "--local-ttl=60"])
+    wait_udp(world, 53)
+    etc = f"/etc/netns/{world.app}"
+    os.makedirs(etc, exist_ok=True)
+    with open(os.path.join(etc, "resolv.conf"), "w") as f:
+        f.write(f"nameserver {EXT_V4}\n")
+    sh("ip", "netns", "exec", world.app, "iptables", "-w", "-I", "INPUT", "-p", "udp",
+       "--sport", "53", "-j", "NFQUEUE", "--queue-num", str(QUEUE), "--queue-bypass")
+    world.init("--proxy-uid", str(PROXY_UID))
+    world.config = world.write_config(f"""dns_snoop: {{ queue: {QUEUE} }}
+routes:
+  - name: partner-cache
+    match: {{ host: api.partner.example, port: 7000 }}
+    action: tls
+    tls: {{ port: 443, ca: {files["root.pem"]} }}
+""")
+    yield world
+    shutil.rmtree(etc, ignore_errors=True)
+
+
+def test_a_resolved_name_is_originated_as_verified_tls(dns):
+    dns.start_attache("-c", dns.config, caps=("net_admin",))
+    assert "dns_snoop: reading DNS answers from NFQUEUE" in dns.stderr()
+    # The app resolves the name, then speaks plain TCP to the address:
+    # no Host, no SNI. attache knows the name from the DNS answer.
+    r = dns.client("c-echo", "--to", "api.partner.example:7000", "--bytes", "100000")
+    assert r["recv"] == 100000 and r["intact"], r
+    e = dns.wait_log(lambda e: e["dst"] == f"{EXT_V4}:7000")[0]
+    assert e["name"] == "api.partner.example" and e["name_from"] == "dns", e
+    assert e["route"] == "partner-cache" and e["tls"]["verify"] is True, e
+    assert e["upstream"] == f"{EXT_V4}:443"
+
+
+def test_an_address_nobody_resolved_has_no_name(dns):
+    dns.start_attache("-c", dns.config, caps=("net_admin",))
+    dns.client("c-probe", "--to", f"{EXT_V4}:7000", "--timeout", "3")
+    e = dns.wait_log(lambda e: e["dst"] == f"{EXT_V4}:7000")[0]
+    assert e["name"] is None and e["route"] is None, e
+
+
+def test_dns_resolves_with_attache_stopped(dns):
+    # The queue's bypass: with nobody reading it, answers pass.
+    assert dns.client("c-resolve", "--to", "-", "--host",
+                      "api.partner.example")["addrs"] == [EXT_V4]
+    dns.start_attache("-c", dns.config, caps=("net_admin",))
+    assert dns.client("c-resolve", "--to", "-", "--host",
+                      "api.partner.example")["addrs"] == [EXT_V4]
+    dns.stop_attache()
+    assert dns.client("c-resolve", "--to", "-", "--host",
+                      "api.partner.example")["addrs"] == [EXT_V4]
+
+
+def test_without_the_capability_attache_says_why(dns):
+    with pytest.raises(AssertionError) as e:
+        dns.start_attache("-c", dns.config)
+    dns.attache_stopped = True   # its exit is the point
+    assert "dns_snoop: bind NFQUEUE 5353: Operation not permitted (needs " \
+        "CAP_NET_ADMIN)" in str(e.value), str(e.value)
