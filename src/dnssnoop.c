@@ -66,12 +66,16 @@ static int send_msg(struct dnssnoop *s, struct nlmsghdr *nlh)
 	return mnl_socket_sendto(s->nl, nlh, nlh->nlmsg_len) < 0 ? -1 : 0;
 }
 
+static int on_packet(const struct nlmsghdr *nlh, void *arg);
+
 /* Sends a config message and waits (up to a second) for the kernel's
  * answer: a refusal (no CAP_NET_ADMIN, a queue another process holds)
- * comes back as an error ack, not from sendto. */
+ * comes back as an error ack, not from sendto. A packet queued before the
+ * ack gets its verdict here, like any other. */
 static int config_msg(struct dnssnoop *s, struct nlmsghdr *nlh, uint32_t seq)
 {
 	struct pollfd pfd = { .fd = mnl_socket_get_fd(s->nl), .events = POLLIN };
+	uint64_t deadline = relay_now_ms() + 1000;
 	ssize_t n;
 
 	nlh->nlmsg_flags |= NLM_F_ACK;
@@ -79,14 +83,20 @@ static int config_msg(struct dnssnoop *s, struct nlmsghdr *nlh, uint32_t seq)
 	if (send_msg(s, nlh) < 0)
 		return -1;
 	for (;;) {
-		if (poll(&pfd, 1, 1000) <= 0) {
+		uint64_t now = relay_now_ms();
+		if (now >= deadline ||
+		    poll(&pfd, 1, (int)(deadline - now)) <= 0) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
 		n = mnl_socket_recvfrom(s->nl, s->buf, sizeof(s->buf));
-		if (n < 0)
-			return errno == EAGAIN ? 0 : -1;
-		int rc = mnl_cb_run(s->buf, (size_t)n, seq, s->portid, NULL, NULL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ENOBUFS)
+				continue;
+			return -1;
+		}
+		int rc = mnl_cb_run(s->buf, (size_t)n, seq, s->portid,
+		                    on_packet, s);
 		if (rc <= MNL_CB_STOP)
 			return rc;   /* -1 with errno: refused; 0: acked */
 	}
@@ -109,9 +119,9 @@ static int on_packet(const struct nlmsghdr *nlh, void *arg)
 	 * whatever the parse below makes of it. */
 	v = nfq_nlmsg_put(vbuf, NFQNL_MSG_VERDICT, s->queue);
 	nfq_nlmsg_verdict_put(v, (int)id, NF_ACCEPT);
-	if (send_msg(s, v) < 0)
-		log_warn("dns_snoop: verdict for packet %u: %s (the queue's "
-		         "bypass and fail-open keep DNS going)", id,
+	if (send_msg(s, v) < 0 && send_msg(s, v) < 0)
+		log_warn("dns_snoop: verdict for packet %u: %s; that answer is "
+		         "held until attache exits or the queue fills", id,
 		         strerror(errno));
 	s->packets++;
 	if (attr[NFQA_PAYLOAD] &&
@@ -164,21 +174,19 @@ struct dnssnoop *dnssnoop_open(struct event_base *base, uint16_t queue,
 	(void)setsockopt(mnl_socket_get_fd(s->nl), SOL_SOCKET, SO_RCVBUFFORCE,
 	                 &rcv, sizeof(rcv));
 
+	/* One message: bind, copy mode, queue length and fail-open arrive
+	 * together, so no packet waits on a queue that cannot fail open. */
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, queue);
 	nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
-	if (config_msg(s, nlh, 1) < 0) {
-		snprintf(err, errlen, "bind NFQUEUE %u: %s (needs CAP_NET_ADMIN)",
-		         queue, strerror(errno));
-		goto fail;
-	}
-	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, queue);
 	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, 0xffff);
 	nfq_nlmsg_cfg_put_qmaxlen(nlh, SNOOP_QMAXLEN);
 	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_FAIL_OPEN));
 	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
-	if (config_msg(s, nlh, 2) < 0) {
-		snprintf(err, errlen, "configure NFQUEUE %u: %s", queue,
-		         strerror(errno));
+	if (config_msg(s, nlh, 1) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "bind NFQUEUE %u: %s%s", queue, strerror(e),
+		         e == EPERM ? " (needs CAP_NET_ADMIN)" :
+		         e == EBUSY ? " (another process reads that queue)" : "");
 		goto fail;
 	}
 	s->ev = event_new(base, mnl_socket_get_fd(s->nl), EV_READ | EV_PERSIST,
@@ -199,7 +207,16 @@ void dnssnoop_close(struct dnssnoop *s)
 		return;
 	if (s->ev)
 		event_free(s->ev);
-	if (s->nl)
+	if (s->nl) {
+		/* Answers already queued get their ACCEPT before the socket
+		 * goes: closing it would drop them. */
+		ssize_t n;
+		while ((n = mnl_socket_recvfrom(s->nl, s->buf, sizeof(s->buf))) > 0 ||
+		       (n < 0 && (errno == EINTR || errno == ENOBUFS)))
+			if (n > 0)
+				mnl_cb_run(s->buf, (size_t)n, 0, s->portid,
+				           on_packet, s);
 		mnl_socket_close(s->nl);
+	}
 	free(s);
 }

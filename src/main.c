@@ -54,6 +54,12 @@ static void reload(struct proxy *px)
 	if (c->dns_queue_set != px->cfg->dns_queue_set ||
 	    c->dns_queue != px->cfg->dns_queue)
 		log_warn("reload: a dns_snoop queue change takes effect at restart");
+	else if (c->dns_queue_set &&
+	         (c->dns_max_entries != px->cfg->dns_max_entries ||
+	          c->dns_ttl_floor_s != px->cfg->dns_ttl_floor_s ||
+	          c->dns_ttl_cap_s != px->cfg->dns_ttl_cap_s))
+		log_warn("reload: dns_snoop max_entries, ttl_floor and ttl_cap "
+		         "take effect at restart");
 	config_unref(px->cfg);
 	px->cfg = c;
 	log_info("reload: %s: %zu routes, default %s, %u warning(s)",
@@ -206,6 +212,9 @@ int main(int argc, char **argv)
 		goto out;
 
 	event_base_dispatch(px->base);
+	/* Answers queued now get their verdict before the queue goes. */
+	dnssnoop_close(px->snoop);
+	px->snoop = NULL;
 	/* Only a drain ends the loop; whatever it left is closed and logged. */
 	conn_close_all(px, "drained", "shutdown");
 	upgroup_drain(px);
