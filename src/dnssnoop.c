@@ -54,7 +54,11 @@ int dnssnoop_packet(struct hostmap *map, const uint8_t *pkt, size_t len,
 	}
 	if (len < off + 8 || ((pkt[off] << 8) | pkt[off + 1]) != 53)
 		return -1;
-	n = dns_parse_answer(pkt + off + 8, len - off - 8, name, a, DNS_MAX_ADDRS);
+	/* the UDP length, not the packet's: trailing bytes are not DNS */
+	size_t ulen = (size_t)((pkt[off + 4] << 8) | pkt[off + 5]);
+	if (ulen < 8 || ulen > len - off)
+		return -1;
+	n = dns_parse_answer(pkt + off + 8, ulen - 8, name, a, DNS_MAX_ADDRS);
 	for (int i = 0; i < n; i++)
 		added += hostmap_add(map, name, a[i].family, a[i].addr, a[i].ttl,
 		                     now_ms);

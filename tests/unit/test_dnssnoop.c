@@ -31,6 +31,8 @@ static size_t ip4_udp(uint8_t *p, uint16_t sport, const uint8_t *payload,
 	p[9] = 17;
 	p[20] = (uint8_t)(sport >> 8);
 	p[21] = (uint8_t)sport;
+	p[24] = (uint8_t)((8 + n) >> 8);
+	p[25] = (uint8_t)(8 + n);
 	memcpy(p + 28, payload, n);
 	return 28 + n;
 }
@@ -64,12 +66,23 @@ static void test_packets(void **state)
 	for (size_t len = 0; len < n; len++)
 		assert_true(dnssnoop_packet(&m, p, len, 1000) <= 0);
 
+	/* the UDP length says where DNS ends: bytes after it are not read,
+	 * and a length past the packet is not believed */
+	n = ip4_udp(p, 53, answer, sizeof(answer));
+	p[25] -= 4;   /* the answer's address cut off by the UDP length */
+	memset(p + n, 0xff, 16);
+	assert_true(dnssnoop_packet(&m, p, n + 16, 1000) <= 0);
+	n = ip4_udp(p, 53, answer, sizeof(answer));
+	p[25] += 1;
+	assert_int_equal(dnssnoop_packet(&m, p, n, 1000), -1);
+
 	/* IPv6 */
 	memset(p, 0, 48);
 	p[0] = 0x60;
 	p[6] = 17;
 	p[40] = 0;
 	p[41] = 53;
+	p[45] = (uint8_t)(8 + sizeof(answer));
 	memcpy(p + 48, answer, sizeof(answer));
 	assert_int_equal(dnssnoop_packet(&m, p, 48 + sizeof(answer), 1000), 1);
 	hostmap_free(&m);
