@@ -1,5 +1,7 @@
 /* attache: the daemon's entry point. Parses options, opens the listeners,
  * runs the event loop until SIGTERM/SIGINT has drained it. */
+#include <errno.h>
+#include <string.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include "attache/config.h"
 #include "attache/conn.h"
 #include "attache/dnssnoop.h"
+#include "attache/upstream.h"
 #include "attache/health.h"
 #include "attache/listener.h"
 #include "attache/log.h"
@@ -207,6 +210,12 @@ int main(int argc, char **argv)
 		}
 		log_info("dns_snoop: reading DNS answers from NFQUEUE %u",
 		         c->dns_queue);
+	}
+	if (px->opt.mark && upstream_mark_check(px->opt.mark) < 0) {
+		log_error("--mark 0x%x: cannot set SO_MARK: %s%s", px->opt.mark,
+		          strerror(errno), errno == EPERM ? " (needs CAP_NET_ADMIN)"
+		                                          : "");
+		goto out;
 	}
 	if (listener_open(px) < 0)
 		goto out;

@@ -1,5 +1,6 @@
 #include "attache/options.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,13 +27,17 @@ static const char usage[] =
 "      --idle-timeout DUR      close a connection idle both ways (default 1h)\n"
 "      --drain-timeout DUR     on SIGTERM/SIGINT, time open connections get\n"
 "                              before they are closed (default 15s)\n"
+"      --mark MARK             set this socket mark (SO_MARK) on upstream\n"
+"                              connections, for attache-init --proxy-mark;\n"
+"                              needs CAP_NET_ADMIN\n"
 "  -h, --help                  show this help and exit\n"
 "      --version               show the version and exit\n"
 "\n"
 "DUR is a number with a unit: 250ms, 5s, 2m, 1h (no unit: seconds).\n"
-"attache must run under the uid that attache-init --proxy-uid excludes from\n"
-"the redirect, or its own upstream connections come back to it (it detects\n"
-"that and refuses them).\n";
+"attache must run under the uid (or gid, or with the --mark) that\n"
+"attache-init --proxy-uid (--proxy-gid, --proxy-mark) excludes from the\n"
+"redirect, or its own upstream connections come back to it (it detects that\n"
+"and refuses them).\n";
 
 void options_defaults(struct options *o)
 {
@@ -57,7 +62,8 @@ static int parse_timeout(const char *name, const char *arg, uint64_t *ms,
 int options_parse(struct options *o, int argc, char **argv, FILE *out,
                   FILE *err)
 {
-	enum { OPT_CONNECT = 256, OPT_IDLE, OPT_DRAIN, OPT_VERSION, OPT_CHECK };
+	enum { OPT_CONNECT = 256, OPT_IDLE, OPT_DRAIN, OPT_VERSION, OPT_CHECK,
+	       OPT_MARK };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, OPT_CHECK },
@@ -65,6 +71,7 @@ int options_parse(struct options *o, int argc, char **argv, FILE *out,
 		{ "connect-timeout", required_argument, NULL, OPT_CONNECT },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 		{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
+		{ "mark", required_argument, NULL, OPT_MARK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -108,6 +115,19 @@ int options_parse(struct options *o, int argc, char **argv, FILE *out,
 			                  &o->drain_timeout_ms, err) < 0)
 				goto usage;
 			break;
+		case OPT_MARK: {
+			unsigned long m;
+			errno = 0;
+			m = strtoul(optarg, &end, 0);
+			if (*optarg == '\0' || *optarg == '-' || *end != '\0' ||
+			    errno || m == 0 || m > 0xffffffffUL) {
+				fprintf(err, "attache: --mark: '%s' is not a mark "
+				        "(1-0xffffffff)\n", optarg);
+				goto usage;
+			}
+			o->mark = (uint32_t)m;
+			break;
+		}
 		case 'h':
 			fputs(usage, out);
 			return 1;

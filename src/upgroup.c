@@ -437,8 +437,8 @@ static int dial(struct upreq *r)
 	g->stats.dialled++;
 	r->tries++;
 	r->deadline_ms = relay_now_ms() + g->px->opt.connect_timeout_ms;
-	fd = upstream_connect((struct sockaddr *)&g->key.addr, &in_progress,
-	                      &local);
+	fd = upstream_connect((struct sockaddr *)&g->key.addr, g->px->opt.mark,
+	                      &in_progress, &local);
 	if (fd < 0) {
 		snprintf(r->reason, sizeof(r->reason), "upstream connect: %s",
 		         strerror(errno));

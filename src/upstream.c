@@ -26,8 +26,8 @@ void socket_close(int fd, bool abort)
 	close(fd);
 }
 
-int upstream_connect(const struct sockaddr *dst, bool *in_progress,
-                     struct sockaddr_storage *local)
+int upstream_connect(const struct sockaddr *dst, uint32_t mark,
+                     bool *in_progress, struct sockaddr_storage *local)
 {
 	socklen_t len = sizeof(*local);
 	int fd, err;
@@ -37,6 +37,13 @@ int upstream_connect(const struct sockaddr *dst, bool *in_progress,
 	if (fd < 0)
 		return -1;
 	socket_nodelay(fd);
+	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) {
+		/* unmarked, it would be redirected back to us: do not dial */
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
 	*in_progress = false;
 	if (connect(fd, dst, addr_len(dst)) < 0) {
 		if (errno != EINPROGRESS) {
@@ -51,6 +58,19 @@ int upstream_connect(const struct sockaddr *dst, bool *in_progress,
 	if (getsockname(fd, (struct sockaddr *)local, &len) < 0)
 		local->ss_family = AF_UNSPEC;
 	return fd;
+}
+
+int upstream_mark_check(uint32_t mark)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc, err;
+
+	if (fd < 0)
+		return -1;
+	rc = setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	err = errno;
+	close(fd);
+	errno = err;
+	return rc;
 }
 
 int upstream_connect_result(int fd)

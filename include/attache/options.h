@@ -17,6 +17,7 @@ struct options {
 	uint16_t port;                /* redirect listener, 127.0.0.1 and ::1 */
 	uint64_t connect_timeout_ms;  /* upstream connect */
 	uint64_t idle_timeout_ms;     /* no byte either way for this long */
+	uint32_t mark;                /* SO_MARK on upstream sockets; 0: none */
 	uint64_t drain_timeout_ms;    /* SIGTERM: time left to open conns */
 };
 

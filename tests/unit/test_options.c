@@ -40,6 +40,7 @@ static void test_defaults(void **state)
 	assert_int_equal(o.connect_timeout_ms, 5000);
 	assert_int_equal(o.idle_timeout_ms, 3600000);
 	assert_int_equal(o.drain_timeout_ms, 15000);
+	assert_int_equal(o.mark, 0);
 }
 
 static void test_values(void **state)
@@ -55,6 +56,8 @@ static void test_values(void **state)
 	assert_int_equal(o.drain_timeout_ms, 3000);
 	assert_int_equal(parse(&o, ARGS("--port=1")), 0);
 	assert_int_equal(o.port, 1);
+	assert_int_equal(parse(&o, ARGS("--mark", "0x539")), 0);
+	assert_int_equal(o.mark, 0x539);
 }
 
 static void test_errors(void **state)
@@ -67,6 +70,9 @@ static void test_errors(void **state)
 		{ ARGS("--connect-timeout", "soon"), "'soon' is not a duration" },
 		{ ARGS("--idle-timeout", "0"), "'0' is not a duration" },
 		{ ARGS("--drain-timeout", "8d"), "'8d' is not a duration" },
+		{ ARGS("--mark", "0"), "--mark: '0' is not a mark" },
+		{ ARGS("--mark", "0x100000000"), "is not a mark" },
+		{ ARGS("--mark", "-1"), "is not a mark" },
 		{ ARGS("--bogus"), "unknown option '--bogus'" },
 		{ ARGS("extra"), "unexpected argument 'extra'" },
 	};
