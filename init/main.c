@@ -1,14 +1,15 @@
-/* attache-init: installs (or with --cleanup removes) the REDIRECT rules
- * that send a network namespace's outbound TCP to attache.
+/* attache-init: installs (or with --cleanup removes) the rules that send
+ * a network namespace's outbound TCP to attache.
  *
- * It reads the nat table with {ip,ip6}tables-save, builds the
- * iptables-restore input for each family (ruleset.c), and applies each in
- * one --noflush transaction, so a failure leaves that family's rules as
- * they were. */
+ * For each family it reads every table with {ip,ip6}tables-<backend>-save
+ * -c, builds the iptables-restore input (ruleset.c), and only then applies
+ * anything: one --noflush transaction per family. If a family fails, every
+ * family already touched is put back from what was read (ruleset_rollback):
+ * the legacy back end commits table by table, and IPv4 may have applied
+ * before IPv6 failed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,30 +18,33 @@
 
 #include "attache/initopts.h"
 #include "attache/ruleset.h"
+#include "attache/verify.h"
+
+extern char **environ;
+
+static const char *const backend_name[] = {
+	[BACKEND_AUTO] = "auto", [BACKEND_NFT] = "nft",
+	[BACKEND_LEGACY] = "legacy",
+};
 
 struct family {
 	int v;                    /* 4 or 6 */
-	const char *save, *restore;
-	struct nat_state st;
+	struct strbuf saved;      /* -save -c: what to put back */
+	struct fw_state st;
 	struct strbuf rules;
+	bool tried;               /* restore ran: roll it back on failure */
 };
 
-static int append(struct strbuf *b, const char *p, size_t n)
+/* "ip6tables-legacy-restore" */
+static const char *tool(int v, enum init_backend be, const char *what)
 {
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (!np)
-			return -1;
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
+	static char buf[4][48];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof(buf[i]), "%s-%s-%s", v == 6 ? "ip6tables"
+	         : "iptables", backend_name[be], what);
+	return buf[i];
 }
 
 /* Runs argv with input on its stdin; collects stdout and stderr. Returns
@@ -92,7 +96,8 @@ static int run(char *const argv[], const char *input, struct strbuf *out,
 				continue;
 			n = read(pf[i].fd, buf, sizeof(buf));
 			if (n > 0) {
-				(void)append(sink[i], buf, (size_t)n);
+				if (strbuf_add(sink[i], "%.*s", (int)n, buf) < 0)
+					break;
 			} else if (n == 0 || errno != EINTR) {
 				close(pf[i].fd);
 				pf[i].fd = -1;
@@ -127,104 +132,253 @@ static const char *first_line(struct strbuf *b)
 	return b->p;
 }
 
-static int read_state(struct family *f, bool dry_run)
+/* Reads every table of family v in back end be into saved. Returns 0, or
+ * -1 with why (one line) in msg. */
+static int save(int v, enum init_backend be, struct strbuf *saved, char *msg,
+                size_t len)
 {
-	char *argv[] = { (char *)f->save, "-t", "nat", NULL };
-	struct strbuf out = { 0 }, err = { 0 };
-	const char *why = NULL;
-	int rc = run(argv, NULL, &out, &err);
-
-	if (rc != 0) {
-		fprintf(stderr, "attache-init: IPv%d: cannot read the nat table "
-		        "with %s: %s\n", f->v, f->save,
-		        rc < 0 ? strerror(errno) : first_line(&err));
-		strbuf_free(&out);
-		strbuf_free(&err);
-		return -1;
-	}
-	rc = nat_state_parse(out.p ? out.p : "", &f->st, &why);
-	if (rc < 0)
-		fprintf(stderr, "attache-init: IPv%d: %s\n", f->v, why);
-	strbuf_free(&out);
-	strbuf_free(&err);
-	(void)dry_run;
-	return rc;
-}
-
-static int apply(struct family *f)
-{
-	char *argv[] = { (char *)f->restore, "--noflush", "--wait", NULL };
-	struct strbuf out = { 0 }, err = { 0 };
-	int rc = run(argv, f->rules.p, &out, &err);
+	const char *t = tool(v, be, "save");
+	char *argv[] = { (char *)t, "-c", NULL };
+	struct strbuf err = { 0 };
+	int rc = run(argv, NULL, saved, &err);
 
 	if (rc != 0)
-		fprintf(stderr, "attache-init: IPv%d: %s failed, rules left as "
-		        "they were: %s\n", f->v, f->restore,
+		snprintf(msg, len, "%s: %s", t, rc < 0 ? strerror(errno)
+		                                       : first_line(&err));
+	strbuf_free(&err);
+	return rc == 0 ? 0 : -1;
+}
+
+static int restore(int v, enum init_backend be, const char *input, bool noflush)
+{
+	const char *t = tool(v, be, "restore");
+	/* a rollback puts the counters back too */
+	char *argv[] = { (char *)t, "--wait",
+	                 noflush ? "--noflush" : "--counters", NULL };
+	struct strbuf out = { 0 }, err = { 0 };
+	int rc = run(argv, input, &out, &err);
+
+	if (rc != 0)
+		fprintf(stderr, "attache-init: IPv%d: %s failed: %s\n", v, t,
 		        rc < 0 ? strerror(errno) : first_line(&err));
 	strbuf_free(&out);
 	strbuf_free(&err);
 	return rc == 0 ? 0 : -1;
 }
 
+/* IPv6 is on in this netns: the kernel has it and it is not disabled. */
+static bool ipv6_on(void)
+{
+	char c = '1';
+	FILE *f;
+
+	if (access("/proc/net/if_inet6", F_OK) != 0)
+		return false;
+	f = fopen("/proc/sys/net/ipv6/conf/all/disable_ipv6", "r");
+	if (f) {
+		if (fread(&c, 1, 1, f) != 1)
+			c = '1';
+		fclose(f);
+	}
+	return c == '0';
+}
+
+/* auto: the back end that holds our chains, else the one whose nat tables
+ * hold rules, else nft. */
+static enum init_backend pick_backend(const struct init_opts *o, size_t nf)
+{
+	bool usable[2] = { false, false }, mine[2] = { false, false };
+	size_t nat[2] = { 0, 0 };
+	char why[2][256] = { "", "" };
+
+	if (o->backend != BACKEND_AUTO)
+		return o->backend;
+	for (int b = 0; b < 2; b++) {
+		for (size_t i = 0; i < nf; i++) {
+			int v = i == 0 ? 4 : 6;
+			struct strbuf s = { 0 };
+			struct fw_state st;
+			const char *e;
+			if (save(v, b == 0 ? BACKEND_NFT : BACKEND_LEGACY, &s,
+			         why[b], sizeof(why[b])) < 0) {
+				strbuf_free(&s);
+				usable[b] = false;
+				break;
+			}
+			usable[b] = true;
+			if (fw_state_parse(s.p ? s.p : "", &st, &e) == 0) {
+				mine[b] |= fw_state_ours(&st);
+				nat[b] += st.t[RS_NAT].nrules;
+				fw_state_free(&st);
+			}
+			strbuf_free(&s);
+		}
+	}
+	enum init_backend be = ruleset_pick_backend(usable, mine, nat);
+	if (be == BACKEND_AUTO)
+		fprintf(stderr, "attache-init: no iptables back end works here: "
+		        "%s; %s\n", why[0], why[1]);
+	else if (usable[0] && usable[1] && nat[0] && nat[1] && !mine[0] && !mine[1])
+		fprintf(stderr, "attache-init: warning: both back ends hold nat "
+		        "rules (nft %zu, legacy %zu); using %s (--backend to "
+		        "choose)\n", nat[0], nat[1], backend_name[be]);
+	return be;
+}
+
+/* Puts back every family that was tried. */
+static void rollback(struct family *fams, size_t nf, enum init_backend be)
+{
+	for (size_t i = 0; i < nf; i++) {
+		struct strbuf in = { 0 };
+		if (!fams[i].tried)
+			continue;
+		if (ruleset_rollback(fams[i].saved.p, fams[i].rules.p, &in) < 0 ||
+		    restore(fams[i].v, be, in.p, false) < 0)
+			fprintf(stderr, "attache-init: IPv%d: COULD NOT PUT BACK the "
+			        "rules as they were; check %s\n", fams[i].v,
+			        tool(fams[i].v, be, "save"));
+		else
+			fprintf(stderr, "attache-init: IPv%d: rules put back as they "
+			        "were\n", fams[i].v);
+		strbuf_free(&in);
+	}
+}
+
+/* Reads, builds and applies for one back end; 0, or 1 after an error. */
+static int install_or_cleanup(const struct init_opts *o, enum init_backend be,
+                              struct family *fams, size_t nf, bool *changed)
+{
+	char msg[512];
+	const char *e;
+
+	/* Read and build everything before applying anything. */
+	for (size_t i = 0; i < nf; i++) {
+		struct family *f = &fams[i];
+		if (save(f->v, be, &f->saved, msg, sizeof(msg)) < 0) {
+			fprintf(stderr, "attache-init: IPv%d: cannot read the rules: "
+			        "%s\n", f->v, msg);
+			return 1;
+		}
+		if (fw_state_parse(f->saved.p ? f->saved.p : "", &f->st, &e) < 0) {
+			fprintf(stderr, "attache-init: IPv%d: %s\n", f->v, e);
+			return 1;
+		}
+		if ((o->cleanup ? ruleset_cleanup(&f->st, &f->rules)
+		                : ruleset_install(o, f->v, &f->st, &f->rules)) < 0) {
+			fprintf(stderr, "attache-init: out of memory\n");
+			return 1;
+		}
+	}
+	if (o->dry_run) {
+		for (size_t i = 0; i < nf; i++)
+			printf("# %s --noflush\n%s", tool(fams[i].v, be, "restore"),
+			       fams[i].rules.len ? fams[i].rules.p
+			                         : "# (nothing to do)\n");
+		return 0;
+	}
+	for (size_t i = 0; i < nf; i++) {
+		if (fams[i].rules.len == 0)
+			continue;
+		fams[i].tried = true;
+		*changed = true;
+		if (restore(fams[i].v, be, fams[i].rules.p, true) < 0) {
+			rollback(fams, nf, be);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void free_families(struct family *fams, size_t nf)
+{
+	for (size_t i = 0; i < nf; i++) {
+		strbuf_free(&fams[i].saved);
+		strbuf_free(&fams[i].rules);
+		fw_state_free(&fams[i].st);
+		fams[i].tried = false;
+	}
+}
+
+static void describe(const struct init_opts *o, enum init_backend be,
+                     bool v6)
+{
+	char ex[128] = "";
+	size_t n = 0;
+
+	if (o->have_uid)
+		n += (size_t)snprintf(ex + n, sizeof(ex) - n, "uid %u, ", o->proxy_uid);
+	if (o->have_gid)
+		n += (size_t)snprintf(ex + n, sizeof(ex) - n, "gid %u, ", o->proxy_gid);
+	if (o->have_mark)
+		n += (size_t)snprintf(ex + n, sizeof(ex) - n, "mark 0x%x, ",
+		                      o->proxy_mark);
+	printf("attache-init: iptables-%s: redirecting IPv4%s TCP to port %u "
+	       "(%sloopback%s excluded)%s%s%s\n", backend_name[be],
+	       v6 && o->ipv6 == IPV6_REDIRECT ? " and IPv6" : "",
+	       o->redirect_port, ex,
+	       o->n_exclude_cidrs || o->n_exclude_ports ? ", the exclusions" : "",
+	       !v6 ? "; IPv6: not in this netns, no rules"
+	           : o->ipv6 == IPV6_REJECT ? "; IPv6 egress rejected" : "",
+	       o->lockdown ? "; lockdown" : "",
+	       o->have_dns_queue ? "; DNS answers to NFQUEUE" : "");
+}
+
 int main(int argc, char **argv)
 {
-	struct family fams[2] = {
-		{ .v = 4, .save = "iptables-save", .restore = "iptables-restore" },
-		{ .v = 6, .save = "ip6tables-save", .restore = "ip6tables-restore" },
-	};
+	struct family fams[2] = { { .v = 4 }, { .v = 6 } };
 	struct init_opts o;
-	size_t nf = 1;
+	enum init_backend be;
+	bool v6 = ipv6_on(), changed = false;
+	size_t nf = v6 ? 2 : 1;
+	char msg[512];
 	int rc = 1;
 
-	switch (init_opts_parse(&o, argc, argv, stdout, stderr)) {
+	switch (init_opts_parse(&o, argc, argv, environ, stdout, stderr)) {
 	case 1:
 		return 0;
 	case -1:
 		return 2;
 	}
-	if (o.ipv6 == IPV6_ON ||
-	    (o.ipv6 == IPV6_AUTO && access("/proc/net/if_inet6", F_OK) == 0))
-		nf = 2;
 
-	/* Read and build everything before applying anything. */
-	for (size_t i = 0; i < nf; i++) {
-		struct family *f = &fams[i];
-		if (read_state(f, o.dry_run) < 0)
-			goto out;
-		if ((o.cleanup ? ruleset_cleanup(&f->st, &f->rules)
-		               : ruleset_install(&o, f->v, &f->st, &f->rules)) < 0) {
-			fprintf(stderr, "attache-init: out of memory\n");
-			goto out;
+	if (o.cleanup) {
+		/* Everything of ours, wherever it is: both back ends. */
+		bool any = false;
+		rc = 0;
+		for (enum init_backend b = BACKEND_NFT; b <= BACKEND_LEGACY; b++) {
+			if (o.backend != BACKEND_AUTO && o.backend != b)
+				continue;
+			bool ch = false;
+			if (install_or_cleanup(&o, b, fams, nf,
+			                       &ch) != 0 && o.backend == b)
+				rc = 1;
+			if (ch && !o.dry_run)
+				printf("attache-init: iptables-%s: removed attache's "
+				       "chains from IPv4%s\n", backend_name[b],
+				       nf == 2 ? " and IPv6" : "");
+			any |= ch;
+			free_families(fams, nf);
+		}
+		if (!any && !o.dry_run && rc == 0)
+			printf("attache-init: nothing of attache's to remove\n");
+		return rc;
+	}
+
+	if ((be = pick_backend(&o, nf)) == BACKEND_AUTO)
+		return 1;
+	rc = install_or_cleanup(&o, be, fams, nf, &changed);
+	if (rc != 0 || o.dry_run)
+		goto out;
+	describe(&o, be, v6);
+	if (o.verify) {
+		for (size_t i = 0; i < nf; i++) {
+			int r = init_verify(&o, fams[i].v, msg, sizeof(msg));
+			fprintf(r < 0 ? stderr : stdout, "attache-init: %s%s\n",
+			        r < 0 ? "--verify failed: " : "", msg);
+			if (r < 0)
+				rc = 3;
 		}
 	}
-	if (o.dry_run) {
-		for (size_t i = 0; i < nf; i++)
-			printf("# %s --noflush\n%s", fams[i].restore,
-			       fams[i].rules.len ? fams[i].rules.p
-			                         : "# (nothing to do)\n");
-		rc = 0;
-		goto out;
-	}
-	/* XXX: each family is atomic on its own; if IPv6 fails after IPv4
-	 * applied, IPv4 keeps its new rules. Issue 6/6 rolls IPv4 back. */
-	for (size_t i = 0; i < nf; i++) {
-		if (fams[i].rules.len == 0)
-			continue;
-		if (apply(&fams[i]) < 0)
-			goto out;
-	}
-	if (o.cleanup)
-		printf("attache-init: removed %s from IPv4%s\n", RULESET_CHAIN,
-		       nf == 2 ? " and IPv6" : "");
-	else
-		printf("attache-init: redirecting IPv4%s TCP to port %u (uid %u "
-		       "and loopback excluded)\n", nf == 2 ? " and IPv6" : "",
-		       o.redirect_port, o.proxy_uid);
-	rc = 0;
 out:
-	for (size_t i = 0; i < 2; i++) {
-		nat_state_free(&fams[i].st);
-		strbuf_free(&fams[i].rules);
-	}
+	free_families(fams, nf);
 	return rc;
 }

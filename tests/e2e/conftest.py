@@ -126,14 +126,22 @@ class World:
         assert line.strip() == "ready", f"{mode} server did not start: {line!r}"
         return p
 
-    def client(self, mode, *args, timeout=60):
-        r = sh("ip", "netns", "exec", self.app, PYTHON, PEER, mode, *args,
+    def client(self, mode, *args, timeout=60, uid=None):
+        """A client in app; uid: run it as that uid (and gid)."""
+        who = [] if uid is None else ["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                                      "--clear-groups"]
+        r = sh("ip", "netns", "exec", self.app, *who, PYTHON, PEER, mode, *args,
                timeout=timeout)
         return json.loads(r.stdout.strip().splitlines()[-1])
 
-    def init(self, *args, check=True):
+    def init(self, *args, check=True, env=None, path=None):
+        """attache-init in app. env: extra variables; path: a directory put
+        first in PATH (a test's shims for the iptables tools)."""
+        e = dict(os.environ, **(env or {}))
+        if path:
+            e["PATH"] = f"{path}:{e['PATH']}"
         return sh("ip", "netns", "exec", self.app,
-                  os.path.join(self.bindir, "attache-init"), *args, check=check)
+                  os.path.join(self.bindir, "attache-init"), *args, check=check, env=e)
 
     def write_config(self, text, name="attache.yaml"):
         path = os.path.join(self.tmp, name)

@@ -536,6 +536,25 @@ def c_probe(a):
             "seconds": round(time.monotonic() - t0, 3)}
 
 
+def c_udp(a):
+    """Sends one datagram on a connected UDP socket; a rejection comes back
+    as ICMP port unreachable, which the next recv reports as refused."""
+    fam, sa = parse_addr(a.to)
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.settimeout(min(a.timeout, 1.0))
+    s.connect(sa)
+    try:
+        s.send(b"hello\n")
+        s.recv(CHUNK)
+        return {"result": "answered"}
+    except ConnectionRefusedError:
+        return {"result": "refused"}
+    except PermissionError:   # EPERM: the local filter refused it at send
+        return {"result": "refused"}
+    except socket.timeout:
+        return {"result": "sent"}
+
+
 def c_tls(a):
     """TLS with the given SNI (no verification: the test is about routing),
     sends a line, returns what came back or how it failed."""
@@ -896,7 +915,7 @@ def main():
         sp.add_argument("--ctl", default="/nonexistent")
     for name in ("c-echo", "c-halfclose", "c-slowread", "c-probe", "c-hold", "c-tls",
                  "c-banner", "c-line", "c-http", "c-raw", "c-pipeline", "c-bulk", "c-ws",
-                 "c-expect", "c-connect", "c-req", "c-resolve"):
+                 "c-expect", "c-connect", "c-req", "c-resolve", "c-udp"):
         sp = sub.add_parser(name)
         sp.add_argument("--to", required=True)
         sp.add_argument("--bytes", type=int, default=0)
@@ -941,7 +960,7 @@ def main():
               "c-banner": c_banner, "c-line": c_line, "c-http": c_http, "c-raw": c_raw,
               "c-pipeline": c_pipeline, "c-bulk": c_bulk, "c-ws": c_ws,
               "c-expect": c_expect, "c-connect": c_connect, "c-req": c_req,
-              "c-resolve": c_resolve}[a.mode]
+              "c-resolve": c_resolve, "c-udp": c_udp}[a.mode]
         print(json.dumps(fn(a)), flush=True)
 
 

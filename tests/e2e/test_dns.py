@@ -43,9 +43,7 @@ def dns(world):
     os.makedirs(etc, exist_ok=True)
     with open(os.path.join(etc, "resolv.conf"), "w") as f:
         f.write(f"nameserver {EXT_V4}\n")
-    sh("ip", "netns", "exec", world.app, "iptables", "-w", "-I", "INPUT", "-p", "udp",
-       "--sport", "53", "-j", "NFQUEUE", "--queue-num", str(QUEUE), "--queue-bypass")
-    world.init("--proxy-uid", str(PROXY_UID))
+    world.init("--proxy-uid", str(PROXY_UID), "--dns-queue", str(QUEUE))
     world.config = world.write_config(f"""dns_snoop: {{ queue: {QUEUE} }}
 routes:
   - name: partner-cache

@@ -1,4 +1,5 @@
-/* The generated iptables-restore input, against golden files. */
+/* The generated iptables-restore input, against golden files; the
+ * back-end choice and --verify's target. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attache/initopts.h"
 #include "attache/ruleset.h"
 
 static const char save_ours[] =
@@ -29,6 +31,28 @@ static const char save_ours[] =
 	"-A ATTACHE_OUTPUT -p tcp -j REDIRECT --to-ports 15001\n"
 	"COMMIT\n"
 	"# Completed on Mon Nov 30 13:55:38 2026\n";
+
+/* -c output, all three tables of ours, from a --lockdown --dns-queue run */
+static const char save_all[] =
+	"*mangle\n"
+	":INPUT ACCEPT [10:800]\n"
+	":ATTACHE_DNS - [0:0]\n"
+	"[3:300] -A INPUT -j ATTACHE_DNS\n"
+	"[1:100] -A ATTACHE_DNS -p udp -j NFQUEUE --queue-num 5 --queue-bypass\n"
+	"COMMIT\n"
+	"*filter\n"
+	":OUTPUT ACCEPT [0:0]\n"
+	":ATTACHE_EGRESS - [0:0]\n"
+	"[0:0] -A OUTPUT -j ATTACHE_EGRESS\n"
+	"[0:0] -A OUTPUT -p udp -m udp --dport 9 -j DROP\n"
+	"[0:0] -A ATTACHE_EGRESS -j REJECT\n"
+	"COMMIT\n"
+	"*nat\n"
+	":OUTPUT ACCEPT [0:0]\n"
+	":ATTACHE_OUTPUT - [0:0]\n"
+	"[7:420] -A OUTPUT -p tcp -j ATTACHE_OUTPUT\n"
+	"[0:0] -A ATTACHE_OUTPUT -p tcp -j REDIRECT --to-ports 15001\n"
+	"COMMIT\n";
 
 static const char save_canonical[] =
 	"*nat\n"
@@ -89,82 +113,123 @@ static struct init_opts opts(uint32_t uid, uint16_t port)
 	return o;
 }
 
-static void parse(const char *save, struct nat_state *st)
+static void parse(const char *save, struct fw_state *st)
 {
 	const char *err = NULL;
 
-	assert_int_equal(nat_state_parse(save, st, &err), 0);
+	assert_int_equal(fw_state_parse(save, st, &err), 0);
 }
 
 static void test_parse(void **state)
 {
-	struct nat_state st;
+	struct fw_state st;
 
 	parse(save_ours, &st);
-	assert_true(st.chain);
-	assert_int_equal(st.njumps, 2);
-	assert_string_equal(st.jumps[0], "-A OUTPUT -p tcp -j ATTACHE_OUTPUT");
-	assert_string_equal(st.jumps[1],
+	assert_true(st.t[RS_NAT].present && st.t[RS_NAT].chain);
+	assert_int_equal(st.t[RS_NAT].nrules, 5);
+	assert_int_equal(st.t[RS_NAT].njumps, 2);
+	assert_string_equal(st.t[RS_NAT].jumps[0], "-A OUTPUT -p tcp -j ATTACHE_OUTPUT");
+	assert_string_equal(st.t[RS_NAT].jumps[1],
 	                    "-A OUTPUT -d 203.0.113.0/24 -p tcp -j ATTACHE_OUTPUT");
-	nat_state_free(&st);
+	/* a jump to ATTACHE_OUTPUT in filter is not one of ours */
+	assert_true(st.t[RS_FILTER].present);
+	assert_false(st.t[RS_FILTER].chain);
+	assert_int_equal(st.t[RS_FILTER].njumps, 0);
+	assert_false(st.t[RS_MANGLE].present);
+	assert_false(st.t[RS_NAT].first);   /* a RETURN leads OUTPUT */
+	assert_true(fw_state_ours(&st));
+	fw_state_free(&st);
+
+	parse(save_all, &st);   /* with counters */
+	for (int t = 0; t < RS_NTABLES; t++) {
+		assert_true(st.t[t].chain);
+		assert_int_equal(st.t[t].njumps, 1);
+	}
+	assert_string_equal(st.t[RS_MANGLE].jumps[0], "-A INPUT -j ATTACHE_DNS");
+	assert_true(st.t[RS_MANGLE].first && st.t[RS_FILTER].first);
+	assert_int_equal(st.t[RS_FILTER].nrules, 3);
+	fw_state_free(&st);
 
 	parse(save_canonical, &st);
-	assert_true(st.chain);
-	assert_int_equal(st.njumps, 1);
-	nat_state_free(&st);
+	assert_true(st.t[RS_NAT].chain);
+	assert_int_equal(st.t[RS_NAT].njumps, 1);
+	fw_state_free(&st);
 
 	parse("", &st);
-	assert_false(st.chain);
-	assert_int_equal(st.njumps, 0);
-	nat_state_free(&st);
+	assert_false(fw_state_ours(&st));
+	fw_state_free(&st);
 }
 
 static void test_parse_too_many_jumps(void **state)
 {
-	struct strbuf b = { 0 };
-	struct nat_state st;
+	struct fw_state st;
 	const char *err = NULL;
-
-	assert_int_equal(ruleset_install(&(struct init_opts){ 0 }, 4,
-	                                 &(struct nat_state){ 0 }, &b), 0);
-	strbuf_free(&b);
 	char *big = calloc(1, 64 * (RULESET_MAX_JUMPS + 2) + 16);
+
 	strcpy(big, "*nat\n");
 	for (int i = 0; i <= RULESET_MAX_JUMPS; i++)
 		strcat(big, "-A OUTPUT -p tcp -j ATTACHE_OUTPUT\n");
-	assert_int_equal(nat_state_parse(big, &st, &err), -1);
+	assert_int_equal(fw_state_parse(big, &st, &err), -1);
 	assert_non_null(strstr(err, "too many jumps"));
-	assert_int_equal(st.njumps, 0);
+	assert_int_equal(st.t[RS_NAT].njumps, 0);
 	free(big);
 }
 
 static void check_install(const char *name, struct init_opts o, int family,
                           const char *save)
 {
-	struct nat_state st;
+	struct fw_state st;
 	struct strbuf b = { 0 };
 
 	parse(save, &st);
 	assert_int_equal(ruleset_install(&o, family, &st, &b), 0);
 	golden(name, &b);
 	strbuf_free(&b);
-	nat_state_free(&st);
+	fw_state_free(&st);
 }
 
 static void check_cleanup(const char *name, const char *save)
 {
-	struct nat_state st;
+	struct fw_state st;
 	struct strbuf b = { 0 };
 
 	parse(save, &st);
 	assert_int_equal(ruleset_cleanup(&st, &b), 0);
 	golden(name, &b);
 	strbuf_free(&b);
-	nat_state_free(&st);
+	fw_state_free(&st);
+}
+
+static void cidr(struct cidr *c, const char *s)
+{
+	char why[160];
+
+	if (init_parse_cidr(s, c, why, sizeof(why)) < 0)
+		fail_msg("%s", why);
+}
+
+static void ports(struct portrange *r, uint16_t lo, uint16_t hi)
+{
+	r->lo = lo;
+	r->hi = hi;
+}
+
+static struct init_opts excluding(void)
+{
+	struct init_opts o = opts(1337, 15001);
+
+	cidr(&o.exclude_cidrs[o.n_exclude_cidrs++], "10.0.0.0/8");
+	cidr(&o.exclude_cidrs[o.n_exclude_cidrs++], "fd00::/8");
+	cidr(&o.exclude_cidrs[o.n_exclude_cidrs++], "169.254.169.254");
+	ports(&o.exclude_ports[o.n_exclude_ports++], 22, 22);
+	ports(&o.exclude_ports[o.n_exclude_ports++], 6000, 6100);
+	return o;
 }
 
 static void test_install(void **state)
 {
+	struct init_opts o;
+
 	check_install("install-v4-fresh", opts(1337, 15001), 4, "");
 	check_install("install-v6-fresh", opts(1337, 15001), 6, "");
 	check_install("install-v4-port-uid0", opts(0, 16001), 4, "");
@@ -172,6 +237,55 @@ static void test_install(void **state)
 	check_install("install-v4-again", opts(1337, 15001), 4, save_canonical);
 	/* stale or extra jumps from elsewhere are replaced by the one */
 	check_install("install-v4-stale-jumps", opts(1337, 15001), 4, save_ours);
+	/* the one jump, but after someone's rule: moved back to the front */
+	check_install("install-v4-jump-not-first", opts(1337, 15001), 4,
+	              "*nat\n:ATTACHE_OUTPUT - [0:0]\n"
+	              "-A OUTPUT -p tcp -j ACCEPT\n"
+	              "-A OUTPUT -p tcp -j ATTACHE_OUTPUT\n"
+	              "COMMIT\n");
+
+	o = (struct init_opts){ .redirect_port = 15001, .have_gid = true,
+	                        .proxy_gid = 1337, .have_mark = true,
+	                        .proxy_mark = 0x539 };
+	check_install("install-v4-gid-mark", o, 4, "");
+
+	check_install("install-v4-exclusions", excluding(), 4, "");
+	check_install("install-v6-exclusions", excluding(), 6, "");
+
+	o = excluding();
+	cidr(&o.include_cidrs[o.n_include_cidrs++], "203.0.113.0/24");
+	cidr(&o.include_cidrs[o.n_include_cidrs++], "198.51.100.0/24");
+	ports(&o.include_ports[o.n_include_ports++], 80, 80);
+	ports(&o.include_ports[o.n_include_ports++], 8000, 8100);
+	check_install("install-v4-inclusions", o, 4, "");
+	/* only IPv4 networks are included: IPv6 redirects nothing */
+	check_install("install-v6-inclusions", o, 6, "");
+}
+
+static void test_install_beyond_redirect(void **state)
+{
+	struct init_opts o = excluding();
+
+	o.lockdown = true;
+	o.have_gid = true;
+	o.proxy_gid = 1338;
+	check_install("install-v4-lockdown", o, 4, "");
+	check_install("install-v6-lockdown", o, 6, "");
+
+	o = opts(1337, 15001);
+	o.ipv6 = IPV6_REJECT;
+	check_install("install-v6-reject", o, 6, "");
+	/* IPv4 is untouched by the IPv6 choice */
+	check_install("install-v4-reject6", o, 4, "");
+	/* IPv6 redirected before, rejected now: the redirect goes */
+	check_install("install-v6-reject-after-redirect", o, 6, save_canonical);
+
+	o = opts(1337, 15001);
+	o.have_dns_queue = true;
+	o.dns_queue = 5;
+	check_install("install-v4-dns-queue", o, 4, "");
+	/* run again without --lockdown and --dns-queue: their chains go */
+	check_install("install-v4-drop-extras", opts(1337, 15001), 4, save_all);
 }
 
 static void test_cleanup(void **state)
@@ -181,6 +295,83 @@ static void test_cleanup(void **state)
 	check_cleanup("cleanup-nothing", "*nat\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
 	check_cleanup("cleanup-chain-only",
 	              "*nat\n:ATTACHE_OUTPUT - [0:0]\nCOMMIT\n");
+	check_cleanup("cleanup-all-tables", save_all);
+}
+
+static void test_rollback(void **state)
+{
+	struct strbuf b = { 0 };
+
+	/* nat and mangle were touched: nat as saved, mangle (absent from the
+	 * save) emptied; filter, not touched, is not in it */
+	assert_int_equal(ruleset_rollback(save_ours,
+	                                  "*nat\n-A X\nCOMMIT\n*mangle\nCOMMIT\n",
+	                                  &b), 0);
+	golden("rollback-nat-mangle", &b);
+	strbuf_free(&b);
+	assert_int_equal(ruleset_rollback(save_all, "", &b), 0);
+	assert_int_equal(b.len, 0);
+	strbuf_free(&b);
+}
+
+static void test_pick_backend(void **state)
+{
+	const struct {
+		bool usable[2], ours[2];
+		size_t nat[2];
+		enum init_backend want;
+	} cases[] = {
+		{ { true, true }, { false, false }, { 0, 0 }, BACKEND_NFT },
+		{ { true, true }, { false, false }, { 0, 3 }, BACKEND_LEGACY },
+		{ { true, true }, { false, false }, { 4, 3 }, BACKEND_NFT },
+		{ { true, true }, { false, false }, { 2, 3 }, BACKEND_LEGACY },
+		/* ours decide, whatever else is where */
+		{ { true, true }, { false, true }, { 9, 1 }, BACKEND_LEGACY },
+		{ { true, true }, { true, false }, { 0, 9 }, BACKEND_NFT },
+		{ { false, true }, { false, false }, { 0, 0 }, BACKEND_LEGACY },
+		{ { true, false }, { false, false }, { 0, 0 }, BACKEND_NFT },
+		{ { false, false }, { false, false }, { 0, 0 }, BACKEND_AUTO },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (ruleset_pick_backend(cases[i].usable, cases[i].ours,
+		                         cases[i].nat) != cases[i].want)
+			fail_msg("case %zu", i);
+}
+
+static void test_probe_target(void **state)
+{
+	struct init_opts o = opts(1337, 15001);
+	uint8_t a[16];
+	uint16_t port;
+
+	assert_int_equal(ruleset_probe_target(&o, 4, a, &port), 0);
+	assert_memory_equal(a, ((uint8_t[]){ 192, 0, 2, 1 }), 4);
+	assert_int_equal(port, 80);
+	assert_int_equal(ruleset_probe_target(&o, 6, a, &port), 0);
+	assert_memory_equal(a, ((uint8_t[]){ 0x20, 1, 0xd, 0xb8, 0xff, 0xff, 0, 0,
+	                                      0, 0, 0, 0, 0, 0, 0, 1 }), 16);
+
+	/* 80 excluded, only 8000-8100 included; only 203.0.113.0/24 */
+	ports(&o.exclude_ports[o.n_exclude_ports++], 80, 80);
+	ports(&o.include_ports[o.n_include_ports++], 8000, 8100);
+	ports(&o.exclude_ports[o.n_exclude_ports++], 8000, 8000);
+	cidr(&o.include_cidrs[o.n_include_cidrs++], "203.0.113.0/24");
+	assert_int_equal(ruleset_probe_target(&o, 4, a, &port), 0);
+	assert_memory_equal(a, ((uint8_t[]){ 203, 0, 113, 1 }), 4);
+	assert_int_equal(port, 8001);
+	/* no IPv6 network is included: nothing of IPv6 to prove */
+	assert_int_equal(ruleset_probe_target(&o, 6, a, &port), -1);
+
+	/* the included network is all excluded */
+	cidr(&o.exclude_cidrs[o.n_exclude_cidrs++], "203.0.0.0/16");
+	assert_int_equal(ruleset_probe_target(&o, 4, a, &port), -1);
+
+	o = opts(1337, 15001);
+	o.ipv6 = IPV6_REJECT;
+	assert_int_equal(ruleset_probe_target(&o, 6, a, &port), -1);
+	cidr(&o.exclude_cidrs[o.n_exclude_cidrs++], "192.0.2.0/24");
+	assert_int_equal(ruleset_probe_target(&o, 4, a, &port), -1);
 }
 
 int main(void)
@@ -189,7 +380,11 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_parse_too_many_jumps),
 		cmocka_unit_test(test_install),
+		cmocka_unit_test(test_install_beyond_redirect),
 		cmocka_unit_test(test_cleanup),
+		cmocka_unit_test(test_rollback),
+		cmocka_unit_test(test_pick_backend),
+		cmocka_unit_test(test_probe_target),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
