@@ -17,7 +17,8 @@ static const char usage[] =
 ", mangle " RULESET_MANGLE_CHAIN "),\n"
 "each family applied with one iptables-restore --noflush. If anything\n"
 "fails, every family is put back as it was. Running it again leaves the same\n"
-"rules. Needs CAP_NET_ADMIN (and CAP_SETUID for --verify).\n"
+"rules. Needs CAP_NET_ADMIN (and CAP_NET_RAW for iptables-legacy; CAP_SETUID\n"
+"and CAP_SETGID for --verify).\n"
 "\n"
 "The proxy's own connections are never redirected; say how to tell them\n"
 "(at least one of):\n"
@@ -51,6 +52,7 @@ static const char usage[] =
 "      --dry-run            print the exact iptables-restore input, apply nothing\n"
 "      --cleanup            remove every rule and chain attache-init added,\n"
 "                           and nothing else, in both families and back ends\n"
+"                           (the options that shape rules are ignored)\n"
 "  -h, --help               show this help and exit\n"
 "      --version            show the version and exit\n"
 "\n"
@@ -435,11 +437,6 @@ int init_opts_parse(struct init_opts *o, int argc, char **argv, char **envp,
 		fprintf(err, "attache-init: --proxy-uid, --proxy-gid or --proxy-mark "
 		        "is required: without one, attache's own connections would "
 		        "be redirected back to it\n");
-		goto usage;
-	}
-	if (o->cleanup && (o->verify || o->lockdown)) {
-		fprintf(err, "attache-init: --cleanup takes no --verify or "
-		        "--lockdown\n");
 		goto usage;
 	}
 	return 0;

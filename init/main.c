@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,21 +48,36 @@ static const char *tool(int v, enum init_backend be, const char *what)
 	return buf[i];
 }
 
+static void close_pair(int p[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+}
+
 /* Runs argv with input on its stdin; collects stdout and stderr. Returns
- * the exit status (0-255), or -1 if it could not run (errno set). */
+ * the exit status (0-255), or -1 if it could not run, or if its output
+ * could not be kept (errno set). The input is written without blocking,
+ * between reads: a tool that writes much to stderr before it has read all
+ * of a large input (a rollback holds whole tables) cannot deadlock us,
+ * and one that exits early is an EPIPE (SIGPIPE is ignored in main). */
 static int run(char *const argv[], const char *input, struct strbuf *out,
                struct strbuf *err)
 {
-	int in_p[2], out_p[2], err_p[2], status;
+	int in_p[2] = { -1, -1 }, out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 };
 	size_t in_len = input ? strlen(input) : 0, in_off = 0;
+	int status, lost = 0;
 	pid_t pid;
 
 	if (pipe2(in_p, O_CLOEXEC) < 0 || pipe2(out_p, O_CLOEXEC) < 0 ||
-	    pipe2(err_p, O_CLOEXEC) < 0)
+	    pipe2(err_p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		int e = errno;
+		close_pair(in_p);
+		close_pair(out_p);
+		close_pair(err_p);
+		errno = e;
 		return -1;
-	pid = fork();
-	if (pid < 0)
-		return -1;
+	}
 	if (pid == 0) {
 		dup2(in_p[0], 0);
 		dup2(out_p[1], 1);
@@ -76,6 +92,8 @@ static int run(char *const argv[], const char *input, struct strbuf *out,
 	if (in_len == 0) {
 		close(in_p[1]);
 		in_p[1] = -1;
+	} else {
+		(void)fcntl(in_p[1], F_SETFL, O_NONBLOCK);
 	}
 	struct pollfd pf[3] = {
 		{ .fd = out_p[0], .events = POLLIN },
@@ -83,7 +101,7 @@ static int run(char *const argv[], const char *input, struct strbuf *out,
 		{ .fd = in_p[1], .events = POLLOUT },
 	};
 	struct strbuf *sink[2] = { out, err };
-	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
+	while (pf[0].fd >= 0 || pf[1].fd >= 0 || pf[2].fd >= 0) {
 		if (poll(pf, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -97,7 +115,7 @@ static int run(char *const argv[], const char *input, struct strbuf *out,
 			n = read(pf[i].fd, buf, sizeof(buf));
 			if (n > 0) {
 				if (strbuf_add(sink[i], "%.*s", (int)n, buf) < 0)
-					break;
+					lost = ENOMEM;
 			} else if (n == 0 || errno != EINTR) {
 				close(pf[i].fd);
 				pf[i].fd = -1;
@@ -107,17 +125,23 @@ static int run(char *const argv[], const char *input, struct strbuf *out,
 			ssize_t n = write(pf[2].fd, input + in_off, in_len - in_off);
 			if (n > 0)
 				in_off += (size_t)n;
-			if (n < 0 || in_off == in_len) {
+			if ((n < 0 && errno != EAGAIN && errno != EINTR) ||
+			    in_off == in_len) {
 				close(pf[2].fd);
 				pf[2].fd = -1;
 			}
 		}
 	}
-	if (pf[2].fd >= 0)
-		close(pf[2].fd);
+	for (int i = 0; i < 3; i++)
+		if (pf[i].fd >= 0)
+			close(pf[i].fd);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return -1;
+	if (lost) {
+		errno = lost;
+		return -1;
+	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
@@ -166,21 +190,47 @@ static int restore(int v, enum init_backend be, const char *input, bool noflush)
 	return rc == 0 ? 0 : -1;
 }
 
-/* IPv6 is on in this netns: the kernel has it and it is not disabled. */
-static bool ipv6_on(void)
+static char first_char(const char *path, char dflt)
 {
-	char c = '1';
-	FILE *f;
+	FILE *f = fopen(path, "r");
+	char c = dflt;
 
-	if (access("/proc/net/if_inet6", F_OK) != 0)
-		return false;
-	f = fopen("/proc/sys/net/ipv6/conf/all/disable_ipv6", "r");
 	if (f) {
 		if (fread(&c, 1, 1, f) != 1)
-			c = '1';
+			c = dflt;
 		fclose(f);
 	}
-	return c == '0';
+	return c;
+}
+
+/* IPv6 is on in this netns: the kernel has it, and it is not disabled for
+ * all interfaces and new ones, or an interface other than lo has an
+ * IPv6 address anyway. */
+static bool ipv6_on(void)
+{
+	char line[256];
+	bool on = false;
+	FILE *f;
+
+	if (!(f = fopen("/proc/net/if_inet6", "r")))
+		return false;
+	while (!on && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		const char *dev = strrchr(line, ' ');
+		on = dev && strcmp(dev + 1, "lo") != 0;
+	}
+	fclose(f);
+	return on ||
+	       first_char("/proc/sys/net/ipv6/conf/all/disable_ipv6", '1') == '0' ||
+	       first_char("/proc/sys/net/ipv6/conf/default/disable_ipv6", '1') == '0';
+}
+
+/* The legacy back end has tables in this netns (it may hold rules even
+ * when its tools cannot read them: they need CAP_NET_RAW). */
+static bool legacy_in_use(void)
+{
+	return first_char("/proc/net/ip_tables_names", '\0') != '\0' ||
+	       first_char("/proc/net/ip6_tables_names", '\0') != '\0';
 }
 
 /* auto: the back end that holds our chains, else the one whose nat tables
@@ -214,10 +264,21 @@ static enum init_backend pick_backend(const struct init_opts *o, size_t nf)
 			strbuf_free(&s);
 		}
 	}
+	if (!usable[1] && legacy_in_use()) {
+		fprintf(stderr, "attache-init: this netns has iptables-legacy "
+		        "tables, but they cannot be read: %s (iptables-legacy needs "
+		        "CAP_NET_RAW as well as CAP_NET_ADMIN; or --backend)\n",
+		        why[1]);
+		return BACKEND_AUTO;
+	}
 	enum init_backend be = ruleset_pick_backend(usable, mine, nat);
 	if (be == BACKEND_AUTO)
 		fprintf(stderr, "attache-init: no iptables back end works here: "
 		        "%s; %s\n", why[0], why[1]);
+	else if (mine[0] && mine[1])
+		fprintf(stderr, "attache-init: warning: attache's chains are in "
+		        "both back ends; updating %s's (--cleanup removes both)\n",
+		        backend_name[be]);
 	else if (usable[0] && usable[1] && nat[0] && nat[1] && !mine[0] && !mine[1])
 		fprintf(stderr, "attache-init: warning: both back ends hold nat "
 		        "rules (nft %zu, legacy %zu); using %s (--backend to "
@@ -244,48 +305,69 @@ static void rollback(struct family *fams, size_t nf, enum init_backend be)
 	}
 }
 
-/* Reads, builds and applies for one back end; 0, or 1 after an error. */
+/* Reads, builds and applies for one back end. Returns 0; 1 when applying
+ * failed (what was touched is put back); 2 when the rules could not be
+ * read or built (nothing was touched). *changed: something was applied.
+ * IPv6 (fams[1]) is skipped when it cannot be read and need6 is false. */
 static int install_or_cleanup(const struct init_opts *o, enum init_backend be,
-                              struct family *fams, size_t nf, bool *changed)
+                              struct family *fams, size_t *nf, bool need6,
+                              bool *changed)
 {
 	char msg[512];
 	const char *e;
 
 	/* Read and build everything before applying anything. */
-	for (size_t i = 0; i < nf; i++) {
+	for (size_t i = 0; i < *nf; i++) {
 		struct family *f = &fams[i];
 		if (save(f->v, be, &f->saved, msg, sizeof(msg)) < 0) {
+			if (f->v == 6 && !need6) {
+				*nf = 1;
+				break;
+			}
 			fprintf(stderr, "attache-init: IPv%d: cannot read the rules: "
 			        "%s\n", f->v, msg);
-			return 1;
+			return 2;
 		}
 		if (fw_state_parse(f->saved.p ? f->saved.p : "", &f->st, &e) < 0) {
 			fprintf(stderr, "attache-init: IPv%d: %s\n", f->v, e);
-			return 1;
+			return 2;
 		}
 		if ((o->cleanup ? ruleset_cleanup(&f->st, &f->rules)
 		                : ruleset_install(o, f->v, &f->st, &f->rules)) < 0) {
 			fprintf(stderr, "attache-init: out of memory\n");
-			return 1;
+			return 2;
 		}
+		/* A table iptables-nft cannot show (native nft rules) would be
+		 * flushed by a rollback that never saw its rules. */
+		for (int t = 0; t < RS_NTABLES; t++)
+			if (f->st.t[t].incompatible &&
+			    ruleset_touches(f->rules.p, (enum rs_table)t)) {
+				fprintf(stderr, "attache-init: IPv%d: the %s table "
+				        "holds rules %s cannot show (made with nft?); "
+				        "attache-init leaves it alone\n", f->v,
+				        ruleset_table_name((enum rs_table)t),
+				        tool(f->v, be, "save"));
+				return 2;
+			}
 	}
 	if (o->dry_run) {
-		for (size_t i = 0; i < nf; i++)
+		for (size_t i = 0; i < *nf; i++)
 			printf("# %s --noflush\n%s", tool(fams[i].v, be, "restore"),
 			       fams[i].rules.len ? fams[i].rules.p
 			                         : "# (nothing to do)\n");
 		return 0;
 	}
-	for (size_t i = 0; i < nf; i++) {
+	for (size_t i = 0; i < *nf; i++) {
 		if (fams[i].rules.len == 0)
 			continue;
 		fams[i].tried = true;
-		*changed = true;
 		if (restore(fams[i].v, be, fams[i].rules.p, true) < 0) {
-			rollback(fams, nf, be);
+			rollback(fams, *nf, be);
 			return 1;
 		}
 	}
+	for (size_t i = 0; i < *nf; i++)
+		*changed |= fams[i].tried;
 	return 0;
 }
 
@@ -333,6 +415,10 @@ int main(int argc, char **argv)
 	char msg[512];
 	int rc = 1;
 
+	/* A tool that exits before reading all its input is an EPIPE; an
+	 * inherited SIGCHLD ignore would make waitpid fail. */
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
 	switch (init_opts_parse(&o, argc, argv, environ, stdout, stderr)) {
 	case 1:
 		return 0;
@@ -341,22 +427,27 @@ int main(int argc, char **argv)
 	}
 
 	if (o.cleanup) {
-		/* Everything of ours, wherever it is: both back ends. */
+		/* Everything of ours, wherever it is: both back ends, and IPv6
+		 * too if its tools can read it, even with IPv6 now off. */
 		bool any = false;
 		rc = 0;
 		for (enum init_backend b = BACKEND_NFT; b <= BACKEND_LEGACY; b++) {
 			if (o.backend != BACKEND_AUTO && o.backend != b)
 				continue;
 			bool ch = false;
-			if (install_or_cleanup(&o, b, fams, nf,
-			                       &ch) != 0 && o.backend == b)
+			size_t n = 2;
+			int r = install_or_cleanup(&o, b, fams, &n, v6, &ch);
+			/* auto: a back end nobody can read holds nothing of ours,
+			 * unless it has tables (legacy: CAP_NET_RAW missing) */
+			if (r == 1 || (r == 2 && (o.backend == b ||
+			                          (b == BACKEND_LEGACY && legacy_in_use()))))
 				rc = 1;
 			if (ch && !o.dry_run)
 				printf("attache-init: iptables-%s: removed attache's "
 				       "chains from IPv4%s\n", backend_name[b],
-				       nf == 2 ? " and IPv6" : "");
+				       n == 2 ? " and IPv6" : "");
 			any |= ch;
-			free_families(fams, nf);
+			free_families(fams, 2);
 		}
 		if (!any && !o.dry_run && rc == 0)
 			printf("attache-init: nothing of attache's to remove\n");
@@ -365,7 +456,7 @@ int main(int argc, char **argv)
 
 	if ((be = pick_backend(&o, nf)) == BACKEND_AUTO)
 		return 1;
-	rc = install_or_cleanup(&o, be, fams, nf, &changed);
+	rc = install_or_cleanup(&o, be, fams, &nf, true, &changed) ? 1 : 0;
 	if (rc != 0 || o.dry_run)
 		goto out;
 	describe(&o, be, v6);

@@ -69,16 +69,25 @@ const char *cidr_str(const struct cidr *c, char *buf, size_t len)
 
 /* ---- reading iptables-save */
 
-/* " -j CHAIN" as the last token, or followed by more options. */
+/* " -j CHAIN" as the last token, or followed by more options; not inside
+ * a quoted comment. */
 static bool jumps_to(const char *line, size_t len, const char *chain)
 {
 	char tok[64];
 	size_t tl = (size_t)snprintf(tok, sizeof(tok), " -j %s", chain);
+	bool quoted = false;
 
-	for (size_t i = 0; i + tl <= len; i++)
-		if (memcmp(line + i, tok, tl) == 0 &&
+	for (size_t i = 0; i + tl <= len; i++) {
+		if (line[i] == '\\' && quoted) {
+			i++;
+			continue;
+		}
+		if (line[i] == '"')
+			quoted = !quoted;
+		if (!quoted && memcmp(line + i, tok, tl) == 0 &&
 		    (i + tl == len || line[i + tl] == ' '))
 			return true;
+	}
 	return false;
 }
 
@@ -106,6 +115,18 @@ int fw_state_parse(const char *save, struct fw_state *st, const char **err)
 				continue;
 			len -= (size_t)(sp + 1 - l);
 			l = sp + 1;
+		}
+		/* iptables-nft: "# Table `filter' is incompatible, use 'nft'
+		 * tool." for a table holding rules it cannot show */
+		if (starts(l, len, "# Table `")) {
+			for (int i = 0; i < RS_NTABLES; i++) {
+				size_t tl = strlen(ours[i].table);
+				if (len > 9 + tl && memcmp(l + 9, ours[i].table, tl) == 0 &&
+				    l[9 + tl] == '\'' &&
+				    memmem(l, len, "incompatible", 12))
+					st->t[i].incompatible = true;
+			}
+			continue;
 		}
 		if (len > 1 && l[0] == '*') {
 			t = -1;
@@ -329,13 +350,21 @@ static void egress_rules(struct gen *g, const struct init_opts *o, int family,
 	rule(g, "-p udp -m udp --dport 53", "DNS", "RETURN");
 	exclusions(g, o, family);
 	if (family == 6) {
-		static const char *const nd[] = { "router-solicitation",
-			"neighbour-solicitation", "neighbour-advertisement" };
+		/* and multicast listener reports (131, 143): with MLD
+		 * snooping on the link, the pod's own neighbour solicitations
+		 * would stop reaching it without them */
+		static const char *const nd[][2] = {
+			{ "router-solicitation", "neighbour discovery" },
+			{ "neighbour-solicitation", "neighbour discovery" },
+			{ "neighbour-advertisement", "neighbour discovery" },
+			{ "131", "multicast listener report" },
+			{ "143", "multicast listener report" },
+		};
 		char m[96];
 		for (size_t i = 0; i < ATT_ARRAY_LEN(nd); i++) {
 			snprintf(m, sizeof(m), "-p ipv6-icmp -m icmp6 --icmpv6-type %s",
-			         nd[i]);
-			rule(g, m, "neighbour discovery", "RETURN");
+			         nd[i][0]);
+			rule(g, m, nd[i][1], "RETURN");
 		}
 	}
 	const char *why = proxy_ok ? "lockdown: not through the proxy"
@@ -416,6 +445,13 @@ static const char *section(const char *text, const char *table, size_t *len)
 	return NULL;
 }
 
+bool ruleset_touches(const char *input, enum rs_table t)
+{
+	size_t len;
+
+	return input && section(input, ours[t].table, &len);
+}
+
 int ruleset_rollback(const char *saved, const char *input, struct strbuf *out)
 {
 	int rc = strbuf_add(out, "%s", "");
@@ -474,8 +510,11 @@ static bool in_ports(const struct portrange *r, size_t n, uint16_t port)
 static bool redirected(const struct init_opts *o, int family,
                        const uint8_t *a)
 {
+	static const uint8_t lo6[16] = { [15] = 1 };
 	bool inc = o->n_include_cidrs == 0;
 
+	if (family == 6 ? memcmp(a, lo6, 16) == 0 : a[0] == 127)
+		return false;   /* the loopback rule */
 	for (size_t i = 0; i < o->n_exclude_cidrs; i++)
 		if (o->exclude_cidrs[i].family == family &&
 		    in_cidr(&o->exclude_cidrs[i], a))
@@ -494,24 +533,35 @@ int ruleset_probe_target(const struct init_opts *o, int family,
 	static const uint8_t doc6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff,
 	                                  [15] = 1 };
 	size_t alen = family == 6 ? 16 : 4;
-	bool found = false;
+	bool found;
 
 	if (family == 6 && o->ipv6 == IPV6_REJECT)
 		return -1;
+	/* The documentation address; else, in order, the first address of
+	 * each included network and the first one past each exclusion. */
 	memcpy(addr, family == 6 ? doc6 : doc4, alen);
-	if (redirected(o, family, addr)) {
-		found = true;
-	} else {
-		/* the first address after each included network's own */
-		for (size_t i = 0; i < o->n_include_cidrs && !found; i++) {
-			const struct cidr *c = &o->include_cidrs[i];
-			if (c->family != family)
-				continue;
-			memcpy(addr, c->addr, alen);
-			if (c->prefix < alen * 8)
-				addr[alen - 1] |= 1;
-			found = redirected(o, family, addr);
-		}
+	found = redirected(o, family, addr);
+	for (size_t i = 0; i < o->n_include_cidrs && !found; i++) {
+		const struct cidr *c = &o->include_cidrs[i];
+		if (c->family != family)
+			continue;
+		memcpy(addr, c->addr, alen);
+		if (c->prefix < alen * 8)
+			addr[alen - 1] |= 1;
+		found = redirected(o, family, addr);
+	}
+	for (size_t i = 0; i < o->n_exclude_cidrs && !found; i++) {
+		const struct cidr *c = &o->exclude_cidrs[i];
+		if (c->family != family || c->prefix == 0)
+			continue;
+		/* the network's last address, plus one */
+		memcpy(addr, c->addr, alen);
+		for (size_t b = c->prefix; b < alen * 8; b++)
+			addr[b / 8] |= (uint8_t)(0x80 >> (b % 8));
+		size_t k = alen;
+		while (k > 0 && ++addr[k - 1] == 0)
+			k--;
+		found = k > 0 && redirected(o, family, addr);
 	}
 	if (!found)
 		return -1;

@@ -38,16 +38,55 @@ static void sockaddr_of(int family, const uint8_t *a, uint16_t port,
 
 /* The app's side, in a child: another uid and gid, no mark. Exits 0 when
  * the token was sent, else with the errno that stopped it. */
+static uid_t probe_uid(const struct init_opts *o)
+{
+	return o->have_uid && o->proxy_uid == 65534 ? 65533 : 65534;
+}
+
+/* The netns has a route of family other than through lo (the kernel's
+ * own local, link-local and multicast routes aside). */
+static bool has_routes(int family)
+{
+	FILE *f = fopen(family == 6 ? "/proc/net/ipv6_route" : "/proc/net/route",
+	                "r");
+	char line[512], dev[64], dst[40];
+	bool any = false;
+
+	if (!f)
+		return true;   /* cannot tell: assume it has */
+	while (!any && fgets(line, sizeof(line), f)) {
+		if (family == 6) {
+			/* dst plen src plen next metric ref use flags dev;
+			 * RTF_LOCAL (0x80000000): an address of our own */
+			unsigned long flags;
+			if (sscanf(line, "%39s %*s %*s %*s %*s %*s %*s %*s %lx %63s",
+			           dst, &flags, dev) != 3)
+				continue;
+			any = strcmp(dev, "lo") != 0 && !(flags & 0x80000000UL) &&
+			      strncmp(dst, "fe80", 4) != 0 && strncmp(dst, "ff", 2) != 0;
+		} else {
+			/* Iface Destination ...; the first line is a header */
+			if (sscanf(line, "%63s", dev) != 1 ||
+			    strcmp(dev, "Iface") == 0)
+				continue;
+			any = strcmp(dev, "lo") != 0;
+		}
+	}
+	fclose(f);
+	return any;
+}
+
 static void client(const struct init_opts *o, const struct sockaddr *to,
                    const char *token)
 {
-	uid_t uid = o->have_uid && o->proxy_uid == 65534 ? 65533 : 65534;
+	uid_t uid = probe_uid(o);
 	gid_t gid = o->have_gid && o->proxy_gid == 65534 ? 65533 : 65534;
 	struct timeval tv = { VERIFY_WAIT_MS / 1000 - 1, 0 };
 	int fd;
 
+	/* 0x80: it could not become the app (not a redirect failure) */
 	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
-		_exit(errno & 0x7f);
+		_exit(0x80 | (errno & 0x7f));
 	fd = socket(to->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		_exit(errno & 0x7f);
@@ -140,11 +179,23 @@ int init_verify(const struct init_opts *o, int family, char *msg, size_t len)
 			pid = -1;
 		}
 		int e = exited && WIFEXITED(status) ? WEXITSTATUS(status) : ETIMEDOUT;
-		if (e == ENETUNREACH) {
+		if (e & 0x80) {
+			snprintf(msg, len, "IPv%d: cannot run the probe as uid %u: "
+			         "%s (needs CAP_SETUID and CAP_SETGID)", family,
+			         probe_uid(o), strerror(e & 0x7f));
+			goto out;
+		}
+		if (e == ENETUNREACH && !has_routes(family)) {
 			/* no packet of that family can leave: nothing to bypass */
-			snprintf(msg, len, "IPv%d: no route out of the netns to %s, "
-			         "so nothing to redirect", family, where);
+			snprintf(msg, len, "IPv%d: the netns has no route out, so "
+			         "nothing to redirect", family);
 			rc = 1;
+			goto out;
+		}
+		if (e == ENETUNREACH) {
+			snprintf(msg, len, "IPv%d: no route to %s to prove the "
+			         "redirect with (the netns routes only elsewhere)",
+			         family, where);
 			goto out;
 		}
 		snprintf(msg, len, "IPv%d: a connection to %s was not redirected "
@@ -177,8 +228,7 @@ int init_verify(const struct init_opts *o, int family, char *msg, size_t len)
 		goto out;
 	}
 	snprintf(msg, len, "IPv%d: verified: a connection to %s from uid %u "
-	         "reached port %u", family, where,
-	         o->have_uid && o->proxy_uid == 65534 ? 65533 : 65534,
+	         "reached port %u", family, where, probe_uid(o),
 	         o->redirect_port);
 	rc = 0;
 out:

@@ -67,6 +67,7 @@ struct table_state {
 	size_t nrules;                       /* every -A line in the table */
 	size_t hook_rules;                   /* ... in the built-in chain */
 	bool first;                          /* a jump of ours leads it */
+	bool incompatible;                   /* nft: rules the tool cannot show */
 	size_t njumps;
 	char *jumps[RULESET_MAX_JUMPS];      /* "-A OUTPUT ... -j ATTACHE_..." */
 };
@@ -107,6 +108,9 @@ ATT_MUST_CHECK int ruleset_install(const struct init_opts *o, int family,
  * nothing else. Empty when there is nothing of ours. */
 ATT_MUST_CHECK int ruleset_cleanup(const struct fw_state *st,
                                    struct strbuf *out);
+
+/* Whether input (a ruleset_* result) has a section for table t. */
+bool ruleset_touches(const char *input, enum rs_table t);
 
 /* The iptables-restore input (without --noflush) that puts back, as they
  * were in saved (iptables-save -c output), the tables that input (a

@@ -155,6 +155,19 @@ static void test_parse(void **state)
 	assert_int_equal(st.t[RS_NAT].njumps, 1);
 	fw_state_free(&st);
 
+	/* a jump named in someone's comment is not a jump; a table
+	 * iptables-nft cannot show is marked */
+	parse("# Table `filter' is incompatible, use 'nft' tool.\n"
+	      "*nat\n"
+	      "-A OUTPUT -m comment --comment \"not -j ATTACHE_OUTPUT here\" -j RETURN\n"
+	      "-A OUTPUT -m comment --comment \"a \\\" quote\" -j ATTACHE_OUTPUT\n"
+	      "COMMIT\n", &st);
+	assert_int_equal(st.t[RS_NAT].njumps, 1);
+	assert_false(st.t[RS_NAT].first);
+	assert_true(st.t[RS_FILTER].incompatible);
+	assert_false(st.t[RS_NAT].incompatible);
+	fw_state_free(&st);
+
 	parse("", &st);
 	assert_false(fw_state_ours(&st));
 	fw_state_free(&st);
@@ -309,6 +322,8 @@ static void test_rollback(void **state)
 	                                  &b), 0);
 	golden("rollback-nat-mangle", &b);
 	strbuf_free(&b);
+	assert_true(ruleset_touches("*nat\nCOMMIT\n*mangle\nCOMMIT\n", RS_MANGLE));
+	assert_false(ruleset_touches("*nat\nCOMMIT\n", RS_FILTER));
 	assert_int_equal(ruleset_rollback(save_all, "", &b), 0);
 	assert_int_equal(b.len, 0);
 	strbuf_free(&b);
@@ -363,15 +378,34 @@ static void test_probe_target(void **state)
 	/* no IPv6 network is included: nothing of IPv6 to prove */
 	assert_int_equal(ruleset_probe_target(&o, 6, a, &port), -1);
 
+	/* the included network's first address is excluded: the first one
+	 * past the exclusion */
+	cidr(&o.exclude_cidrs[o.n_exclude_cidrs++], "203.0.113.0/25");
+	assert_int_equal(ruleset_probe_target(&o, 4, a, &port), 0);
+	assert_memory_equal(a, ((uint8_t[]){ 203, 0, 113, 128 }), 4);
 	/* the included network is all excluded */
 	cidr(&o.exclude_cidrs[o.n_exclude_cidrs++], "203.0.0.0/16");
 	assert_int_equal(ruleset_probe_target(&o, 4, a, &port), -1);
+	/* past an exclusion lies loopback: not redirected either */
+	o = opts(1337, 15001);
+	cidr(&o.include_cidrs[o.n_include_cidrs++], "126.0.0.0/7");
+	cidr(&o.exclude_cidrs[o.n_exclude_cidrs++], "126.0.0.0/8");
+	assert_int_equal(ruleset_probe_target(&o, 4, a, &port), -1);
+	/* IPv6: past fd00::/8's end */
+	o = opts(1337, 15001);
+	cidr(&o.include_cidrs[o.n_include_cidrs++], "fc00::/7");
+	cidr(&o.exclude_cidrs[o.n_exclude_cidrs++], "fc00::/8");
+	assert_int_equal(ruleset_probe_target(&o, 6, a, &port), 0);
+	assert_int_equal(a[0], 0xfd);
+	assert_int_equal(a[15], 0);
 
 	o = opts(1337, 15001);
 	o.ipv6 = IPV6_REJECT;
 	assert_int_equal(ruleset_probe_target(&o, 6, a, &port), -1);
+	/* the documentation network excluded: the address past it */
 	cidr(&o.exclude_cidrs[o.n_exclude_cidrs++], "192.0.2.0/24");
-	assert_int_equal(ruleset_probe_target(&o, 4, a, &port), -1);
+	assert_int_equal(ruleset_probe_target(&o, 4, a, &port), 0);
+	assert_memory_equal(a, ((uint8_t[]){ 192, 0, 3, 0 }), 4);
 }
 
 int main(void)
