@@ -890,9 +890,11 @@ def c_req(a):
 
 
 def c_resolve(a):
-    """Resolves a.host (the netns's resolv.conf) and lists its IPv4s."""
+    """Resolves a.host (the netns's resolv.conf) and lists its IPv4s, or
+    with --to 6 its IPv6s."""
+    fam = socket.AF_INET6 if a.to == "6" else socket.AF_INET
     try:
-        infos = socket.getaddrinfo(a.host, None, socket.AF_INET, socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(a.host, None, fam, socket.SOCK_STREAM)
         return {"addrs": sorted({i[4][0] for i in infos})}
     except socket.gaierror as e:
         return {"addrs": [], "error": str(e)}

@@ -1,10 +1,10 @@
 """6/6, first slice: names learnt from DNS answers over NFQUEUE.
 
 dnsmasq in ext answers api.partner.example -> 203.0.113.7; the app's
-netns resolves through it (/etc/netns/<app>/resolv.conf). An NFQUEUE rule
-with --queue-bypass sends the DNS answers the app receives to attache
-(attache-init --dns-queue will install it; here the test does), which
-runs with CAP_NET_ADMIN to read the queue."""
+netns resolves through it (/etc/netns/<app>/resolv.conf). attache-init
+--dns-queue (each test on both back ends) installs the NFQUEUE rule, with
+--queue-bypass, that sends the DNS answers the app receives to attache,
+which runs with CAP_NET_ADMIN to read the queue."""
 import os
 import shutil
 import time
@@ -12,7 +12,7 @@ import time
 import pytest
 
 import pki
-from conftest import EXT_V4, PROXY_UID, sh
+from conftest import EXT_V4, EXT_V6, PROXY_UID, sh
 
 QUEUE = 5353
 
@@ -26,24 +26,26 @@ def wait_udp(w, port):
     raise AssertionError(f"nothing listens on udp {port}")
 
 
-@pytest.fixture
-def dns(world):
+@pytest.fixture(params=["nft", "legacy"])
+def dns(world, request):
     d = os.path.join(world.tmp, "pki")
     os.mkdir(d, 0o755)
     files, _ = pki.make(d)
-    world.server("tls-echo", "--listen", f"{EXT_V4}:443", "--cert", files["good.pem"],
-                 "--key", files["good.key"])
+    world.server("tls-echo", "--listen", f"{EXT_V4}:443", "--listen", f"[{EXT_V6}]:443",
+                 "--cert", files["good.pem"], "--key", files["good.key"])
     world.spawn(world.ext, ["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv",
                             "--no-hosts", "--bind-interfaces",
-                            f"--listen-address={EXT_V4}", "--pid-file=",
-                            f"--host-record=api.partner.example,{EXT_V4}",
+                            f"--listen-address={EXT_V4}", f"--listen-address={EXT_V6}",
+                            "--pid-file=",
+                            f"--host-record=api.partner.example,{EXT_V4},{EXT_V6}",
                             "--local-ttl=60"])
     wait_udp(world, 53)
     etc = f"/etc/netns/{world.app}"
     os.makedirs(etc, exist_ok=True)
     with open(os.path.join(etc, "resolv.conf"), "w") as f:
         f.write(f"nameserver {EXT_V4}\n")
-    world.init("--proxy-uid", str(PROXY_UID), "--dns-queue", str(QUEUE))
+    world.init("--proxy-uid", str(PROXY_UID), "--dns-queue", str(QUEUE),
+               "--backend", request.param)
     world.config = world.write_config(f"""dns_snoop: {{ queue: {QUEUE} }}
 routes:
   - name: partner-cache
@@ -51,6 +53,7 @@ routes:
     action: tls
     tls: {{ port: 443, ca: {files["root.pem"]} }}
 """)
+    world.etc = etc
     yield world
     shutil.rmtree(etc, ignore_errors=True)
 
@@ -66,6 +69,21 @@ def test_a_resolved_name_is_originated_as_verified_tls(dns):
     assert e["name"] == "api.partner.example" and e["name_from"] == "dns", e
     assert e["route"] == "partner-cache" and e["tls"]["verify"] is True, e
     assert e["upstream"] == f"{EXT_V4}:443"
+
+
+def test_an_answer_over_ipv6_names_an_ipv6_address(dns):
+    # The resolver is reached over IPv6 and asked for AAAA: the answer
+    # goes through ip6tables' queue rule.
+    with open(os.path.join(dns.etc, "resolv.conf"), "w") as f:
+        f.write(f"nameserver {EXT_V6}\n")
+    dns.start_attache("-c", dns.config, caps=("net_admin",))
+    assert dns.client("c-resolve", "--to", "6", "--host",
+                      "api.partner.example")["addrs"] == [EXT_V6]
+    r = dns.client("c-echo", "--to", f"[{EXT_V6}]:7000", "--bytes", "10000")
+    assert r["intact"], r
+    e = dns.wait_log(lambda e: e["dst"] == f"[{EXT_V6}]:7000")[0]
+    assert e["name"] == "api.partner.example" and e["name_from"] == "dns", e
+    assert e["tls"]["verify"] is True and e["upstream"] == f"[{EXT_V6}]:443", e
 
 
 def test_an_address_nobody_resolved_has_no_name(dns):
