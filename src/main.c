@@ -1,18 +1,17 @@
 /* attache: the daemon's entry point. Parses options, opens the listeners,
  * runs the event loop until SIGTERM/SIGINT has drained it. */
 #include <errno.h>
-#include <string.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "attache/config.h"
 #include "attache/conn.h"
 #include "attache/dnssnoop.h"
-#include "attache/upstream.h"
 #include "attache/health.h"
 #include "attache/listener.h"
 #include "attache/log.h"
@@ -21,6 +20,7 @@
 #include "attache/relay.h"
 #include "attache/tls.h"
 #include "attache/upgroup.h"
+#include "attache/upstream.h"
 
 /* Keep a few freed buffers for the next burst; beyond that, return them. */
 #define POOL_KEEP 64

@@ -11,8 +11,9 @@
 
 /* Opens a non-blocking TCP socket, sets SO_MARK to mark unless it is 0
  * (attache-init --proxy-mark tells the proxy's traffic by it), and starts
- * connecting it to dst. Returns the fd, with *in_progress telling whether to wait for it to
- * become writable, or -1 with errno when the connect failed at once
+ * connecting it to dst. Returns the fd, with *in_progress telling whether
+ * to wait for it to become writable, or -1 with errno when the socket
+ * could not be marked or the connect failed at once
  * (e.g. ENETUNREACH). local receives the socket's own address (its
  * ephemeral port is known once connect() has been called). */
 ATT_MUST_CHECK int upstream_connect(const struct sockaddr *dst,

@@ -280,11 +280,12 @@ def test_exclusions_and_inclusions_take_effect(world, backend):
     assert not reached(probe(world, f"{EXT_V4}:9000", uid=4242))
 
 
-def test_proxy_mark_lets_attache_out_without_its_own_uid(world):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_proxy_mark_lets_attache_out_without_its_own_uid(world, backend):
     world.server("echo", "--listen", f"{EXT_V4}:9000")
     count_syns(world, "m", EXT_V4, 9000)
     # No --proxy-uid: attache (uid 1337) is told apart by its mark alone.
-    world.init("--proxy-mark", "0x539")
+    world.init("--proxy-mark", "0x539", "--backend", backend)
     world.start_attache("--mark", "0x539", caps=("net_admin",))
     r = world.client("c-echo", "--to", f"{EXT_V4}:9000", "--bytes", "4096")
     assert r["intact"], r
@@ -336,10 +337,11 @@ def test_lockdown_rejects_what_bypasses_the_proxy(world, backend):
     assert counted(world, "t9003") == 1
 
 
-def test_ipv6_reject_rejects_ipv6_and_still_redirects_ipv4(world):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ipv6_reject_rejects_ipv6_and_still_redirects_ipv4(world, backend):
     world.server("echo", "--listen", f"{EXT_V4}:9000", "--listen", f"[{EXT_V6}]:9000")
     count_syns(world, "v6", EXT_V6, 9000)
-    r = world.init("--proxy-uid", str(PROXY_UID), "--ipv6", "reject")
+    r = world.init("--proxy-uid", str(PROXY_UID), "--ipv6", "reject", "--backend", backend)
     assert "IPv6 egress rejected" in r.stdout
     world.start_attache()
     assert reached(probe(world, f"{EXT_V4}:9000"))
@@ -387,11 +389,13 @@ def test_verify_needs_the_port_free(world):
 
 # ---- families
 
-def test_ipv6_only_namespace(world):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ipv6_only_namespace(world, backend):
     sh("ip", "-n", world.app, "-4", "addr", "flush", "dev", "veth-app")
     doc_routes(world)
     world.server("echo", "--listen", f"[{EXT_V6}]:9000")
-    r = world.init("--proxy-uid", str(PROXY_UID), "--verify")
+    r = world.init("--proxy-uid", str(PROXY_UID), "--verify", "--lockdown",
+                   "--backend", backend)
     assert r.returncode == 0, r
     assert "IPv6: verified" in r.stdout
     world.start_attache()
