@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "attache/addr.h"
+#include "attache/altaddr.h"
 #include "attache/clock.h"
 #include "attache/config.h"
 #include "attache/exchange.h"
@@ -234,8 +235,25 @@ static void on_upconn(void *arg, struct upconn *uc, const char *outcome,
 		return;
 	}
 	c->uc = uc;
+	memcpy(&c->up, &uc->peer, sizeof(c->up));   /* maybe another address */
 	health_result(c->health, c->ur.pol, &c->adm, true);
 	start_relay(c);
+}
+
+/* A retry's address: another one of the connection's name, if any. */
+static bool next_addr(void *arg, unsigned tries, struct sockaddr_storage *out)
+{
+	struct conn *c = arg;
+	bool fixed = c->name_from && strcmp(c->name_from, "route") == 0;
+	struct altaddr_query q = {
+		.cfg = c->cfg, .route = c->route, .name = c->name,
+		.match_name = fixed ? NULL : c->name,
+		.orig = (struct sockaddr *)&c->dst,
+		.port = addr_port((struct sockaddr *)&c->up),
+	};
+
+	return c->px->hosts_on &&
+	       altaddr_next(&c->px->hosts, &q, tries, relay_now_ms(), out);
 }
 
 /* A connection of its own (never pooled): TCP, then TLS on tls routes,
@@ -279,6 +297,7 @@ static void dial(struct conn *c)
 	c->ur.pol = pol;
 	c->ur.adm = &c->adm;
 	c->ur.attempts = pol->attempts;
+	c->ur.next_addr = next_addr;
 	c->ur_used = true;
 	if (upreq_start(&c->ur, g, on_upconn, c, &uc, &outcome) < 0) {
 		snprintf(c->reason, sizeof(c->reason), "%s", c->ur.reason);

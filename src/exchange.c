@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "attache/addr.h"
+#include "attache/altaddr.h"
 #include "attache/backoff.h"
 #include "attache/buf.h"
 #include "attache/clock.h"
@@ -98,6 +99,7 @@ struct exchange {
 	/* retries (see retry_request): */
 	const struct policy *pol;
 	struct pool_key key;        /* the upstream, to ask again */
+	bool host_fixed;            /* host is the route's hostname */
 	struct tls_ctx *key_tls;
 	const struct pool_limits *lim;
 	struct health *health;      /* held from admission to the end */
@@ -333,7 +335,7 @@ static void log_request(struct exchange *x, const char *outcome,
 	}
 
 	if (x->uc) {
-		lr.upstream = (struct sockaddr *)&x->uc->g->key.addr;
+		lr.upstream = (struct sockaddr *)&x->uc->peer;
 		lr.conn = x->uc->reused ? "reused" : "new";
 		lr.conn_requests = x->uc->requests + 1;
 		if (x->uc->tls) {
@@ -700,7 +702,7 @@ static int got_upconn(struct exchange *x, struct upconn *uc)
 	if (!upconn_watch(uc, on_up_event, x))
 		return respond_error(x, 502, "error", "out of memory");
 	if (!x->rep->upstream.ss_family) {
-		x->rep->upstream = uc->g->key.addr;
+		x->rep->upstream = uc->peer;
 		if (uc->tls) {
 			x->rep->tls = true;
 			x->rep->tls_resumed = tls_resumed(uc->tls);
@@ -753,7 +755,8 @@ static int begin_request(struct exchange *x, size_t hlen)
 
 	x->route = route_match(x->cfg, (struct sockaddr *)&x->dst,
 	                       x->host[0] ? x->host : NULL);
-	if (!x->host[0] && x->route && x->route->hostname)
+	x->host_fixed = !x->host[0] && x->route && x->route->hostname;
+	if (x->host_fixed)
 		snprintf(x->host, sizeof(x->host), "%s", x->route->hostname);
 	x->action = x->route ? x->route->action : x->cfg->default_action;
 	if (!x->rep->routed) {
@@ -856,6 +859,21 @@ static int admit(struct exchange *x)
 	return start_try(x, g);
 }
 
+/* A dial retry's address: another one of the request's host, if any. */
+static bool next_addr(void *arg, unsigned tries, struct sockaddr_storage *out)
+{
+	struct exchange *x = arg;
+	struct altaddr_query q = {
+		.cfg = x->cfg, .route = x->route, .name = x->host,
+		.match_name = x->host_fixed ? NULL : x->host,
+		.orig = (struct sockaddr *)&x->dst,
+		.port = addr_port((struct sockaddr *)&x->key.addr),
+	};
+
+	return x->px->hosts_on &&
+	       altaddr_next(&x->px->hosts, &q, tries, relay_now_ms(), out);
+}
+
 /* One try: a connection from the group (pooled, or dialled with the
  * connection-level retries), then the request on it. */
 static int start_try(struct exchange *x, struct upgroup *g)
@@ -873,6 +891,7 @@ static int start_try(struct exchange *x, struct upgroup *g)
 	x->ur.pol = x->pol;
 	x->ur.adm = &x->adm;
 	x->ur.attempts = left;
+	x->ur.next_addr = next_addr;
 	x->ur_used = true;
 	x->st = XS_WAIT;
 	arm_try_timer(x, true);   /* per-try: from the connection on */

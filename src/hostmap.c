@@ -111,6 +111,38 @@ bool hostmap_add(struct hostmap *m, const char *name, int family,
 	return true;
 }
 
+/* Newest resolved first. */
+static int by_seen(const struct hostmap_entry *a, const struct hostmap_entry *b)
+{
+	return a->seen_ms > b->seen_ms ? -1 : a->seen_ms < b->seen_ms;
+}
+
+/* Family, then address bytes. */
+static int by_addr(const struct hostmap_entry *a, const struct hostmap_entry *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->addr, b->addr, alen(a->family));
+}
+
+/* Puts e into out[0..*n) kept sorted by cmp, up to max (past it, the
+ * last in order go). */
+static void insert_sorted(struct hostmap_entry **out, size_t *n, size_t max,
+                          struct hostmap_entry *e,
+                          int (*cmp)(const struct hostmap_entry *,
+                                     const struct hostmap_entry *))
+{
+	size_t i = *n < max ? (*n)++ : max;
+
+	while (i > 0 && cmp(out[i - 1], e) > 0) {
+		if (i < max)
+			out[i] = out[i - 1];
+		i--;
+	}
+	if (i < max)
+		out[i] = e;
+}
+
 size_t hostmap_lookup(struct hostmap *m, int family, const uint8_t *addr,
                       uint64_t now_ms, struct hostmap_entry **out,
                       size_t max)
@@ -118,19 +150,21 @@ size_t hostmap_lookup(struct hostmap *m, int family, const uint8_t *addr,
 	size_t n = 0;
 
 	for (struct hostmap_entry *e = m->buckets[bucket(m, family, addr)]; e;
-	     e = e->next) {
-		if (!same_addr(e, family, addr) || e->expires_ms <= now_ms)
-			continue;
-		/* newest first: insertion sort on the way */
-		size_t i = n < max ? n++ : max;
-		while (i > 0 && out[i - 1]->seen_ms < e->seen_ms) {
-			if (i < max)
-				out[i] = out[i - 1];
-			i--;
-		}
-		if (i < max)
-			out[i] = e;
-	}
+	     e = e->next)
+		if (same_addr(e, family, addr) && e->expires_ms > now_ms)
+			insert_sorted(out, &n, max, e, by_seen);
+	return n;
+}
+
+size_t hostmap_by_name(struct hostmap *m, const char *name, uint64_t now_ms,
+                       struct hostmap_entry **out, size_t max)
+{
+	size_t n = 0;
+	struct hostmap_entry *e;
+
+	TAILQ_FOREACH(e, &m->by_age, age)
+		if (e->expires_ms > now_ms && strcmp(e->name, name) == 0)
+			insert_sorted(out, &n, max, e, by_addr);
 	return n;
 }
 

@@ -46,7 +46,7 @@ bool upconn_is_loop(struct proxy *px, const struct sockaddr *peer,
 	 * one of ours when the two go to different places. */
 	LIST_FOREACH(uc, &px->upconns, link)
 		if (addr_equal((struct sockaddr *)&uc->local, peer) &&
-		    addr_equal((struct sockaddr *)&uc->g->key.addr, dst))
+		    addr_equal((struct sockaddr *)&uc->peer, dst))
 			return true;
 	return false;
 }
@@ -184,6 +184,7 @@ void upgroup_drain(struct proxy *px)
 /* ------------------------------------------------------------ upconn */
 
 static struct upconn *upconn_new(struct upgroup *g, int fd,
+                                 const struct sockaddr *peer,
                                  const struct sockaddr_storage *local)
 {
 	struct upconn *uc = calloc(1, sizeof(*uc));
@@ -192,6 +193,7 @@ static struct upconn *upconn_new(struct upgroup *g, int fd,
 		return NULL;
 	uc->g = g;
 	uc->fd = fd;
+	memcpy(&uc->peer, peer, addr_len(peer));
 	if (local)
 		uc->local = *local;
 	proxy_up_port(g->px, &uc->local, +1);
@@ -255,6 +257,12 @@ void upconn_release(struct upconn *uc, bool reusable, bool abort)
 {
 	struct upgroup *g = uc->g;
 
+	/* One dialled to another address of the name served its request;
+	 * the pool holds only the group's own (a plain one carries any Host
+	 * of its route, and another Host may live elsewhere). */
+	if (reusable && !addr_equal((struct sockaddr *)&uc->peer,
+	                            (struct sockaddr *)&uc->g->key.addr))
+		reusable = false;
 	uc->requests++;
 	uc->io = NULL;
 	if (uc->fresh) {
@@ -365,7 +373,7 @@ static void connected(struct upreq *r)
 	}
 	r->phase = RQ_TLS;
 	r->uc->tls = tls_new(g->tls, r->uc->fd, g->key.name,
-	                     (struct sockaddr *)&g->key.addr, &g->px->pool);
+	                     (struct sockaddr *)&r->uc->peer, &g->px->pool);
 	if (!r->uc->tls) {
 		snprintf(r->reason, sizeof(r->reason), "out of memory");
 		fail(r, "error");
@@ -430,15 +438,18 @@ static bool retry_later(struct upreq *r, bool final)
 static int dial(struct upreq *r)
 {
 	struct upgroup *g = r->g;
-	struct sockaddr_storage local;
+	struct sockaddr_storage local, next;
+	const struct sockaddr *to = (struct sockaddr *)&g->key.addr;
 	bool in_progress;
 	int fd;
 
+	/* A retry goes to the name's next address first, if it has one. */
+	if (r->tries && r->next_addr && r->next_addr(r->arg, r->tries, &next))
+		to = (struct sockaddr *)&next;
 	g->stats.dialled++;
 	r->tries++;
 	r->deadline_ms = relay_now_ms() + g->px->opt.connect_timeout_ms;
-	fd = upstream_connect((struct sockaddr *)&g->key.addr, g->px->opt.mark,
-	                      &in_progress, &local);
+	fd = upstream_connect(to, g->px->opt.mark, &in_progress, &local);
 	if (fd < 0) {
 		snprintf(r->reason, sizeof(r->reason), "upstream connect: %s",
 		         strerror(errno));
@@ -447,7 +458,7 @@ static int dial(struct upreq *r)
 			return 0;
 		return dial_failed(r, "connect_failed");
 	}
-	if ((r->uc = upconn_new(g, fd, &local)))
+	if ((r->uc = upconn_new(g, fd, to, &local)))
 		r->uc->fresh = r->fresh;
 	else {
 		socket_close(fd, true);

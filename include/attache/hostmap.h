@@ -56,6 +56,13 @@ size_t hostmap_lookup(struct hostmap *m, int family, const uint8_t *addr,
                       uint64_t now_ms, struct hostmap_entry **out,
                       size_t max);
 
+/* The entries for name still valid now, any family, up to max, in the
+ * order of their addresses (family, then bytes); returns how many it
+ * gave. A linear scan: it serves a retry's next address, not every
+ * connection. */
+size_t hostmap_by_name(struct hostmap *m, const char *name, uint64_t now_ms,
+                       struct hostmap_entry **out, size_t max);
+
 /* A connection uses e (from a lookup): it stays until unpinned. */
 void hostmap_pin(struct hostmap_entry *e);
 void hostmap_unpin(struct hostmap *m, struct hostmap_entry *e,

@@ -64,6 +64,8 @@ struct upconn {
 	struct upgroup *g;
 	int fd;
 	struct tls *tls;              /* NULL: plain TCP */
+	struct sockaddr_storage peer; /* the address dialled: the group's, or
+	                                 another of its name's (next_addr) */
 	struct sockaddr_storage local;
 	unsigned requests;            /* requests sent on it before this one */
 	bool reused;                  /* came from the pool */
@@ -99,6 +101,11 @@ struct upreq {
 	 * jitter, while attempts, the upstream's budget and its circuit
 	 * allow. Nothing of the app's has been sent, so any protocol may. */
 	const struct policy *pol;     /* NULL: one try */
+	/* Where try number tries (1: the first retry) goes, when the name
+	 * has several addresses: false, or no callback, dials the group's
+	 * address again. Called with arg, from the retry's event. */
+	bool (*next_addr)(void *arg, unsigned tries,
+	                  struct sockaddr_storage *out);
 	const struct admission *adm;  /* the request's, for its results */
 	unsigned attempts;            /* dials allowed; 0 counts as 1 */
 	unsigned tries;               /* dials made */

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import pki
-from conftest import EXT_V4, EXT_V6, PROXY_UID, sh
+from conftest import EXT_V4, EXT_V4B, EXT_V6, PROXY_UID, sh
 
 QUEUE = 5353
 
@@ -38,6 +38,8 @@ def dns(world, request):
                             f"--listen-address={EXT_V4}", f"--listen-address={EXT_V6}",
                             "--pid-file=",
                             f"--host-record=api.partner.example,{EXT_V4},{EXT_V6}",
+                            f"--host-record=multi.partner.example,{EXT_V4B}",
+                            f"--host-record=multi.partner.example,{EXT_V4}",
                             "--local-ttl=60"])
     wait_udp(world, 53)
     etc = f"/etc/netns/{world.app}"
@@ -52,6 +54,15 @@ routes:
     match: {{ host: api.partner.example, port: 7000 }}
     action: tls
     tls: {{ port: 443, ca: {files["root.pem"]} }}
+  - name: multi
+    match: {{ host: multi.partner.example, port: 7001 }}
+    action: pass
+    retry: {{ backoff: {{ base: 1ms, cap: 5ms }} }}
+  - name: multi-http
+    match: {{ host: multi.partner.example, port: 7002 }}
+    protocol: http
+    action: pass
+    retry: {{ backoff: {{ base: 1ms, cap: 5ms }} }}
 """)
     world.etc = etc
     yield world
@@ -84,6 +95,28 @@ def test_an_answer_over_ipv6_names_an_ipv6_address(dns):
     e = dns.wait_log(lambda e: e["dst"] == f"[{EXT_V6}]:7000")[0]
     assert e["name"] == "api.partner.example" and e["name_from"] == "dns", e
     assert e["tls"]["verify"] is True and e["upstream"] == f"[{EXT_V6}]:443", e
+
+
+def test_a_retry_goes_to_the_next_address_of_the_name(dns):
+    # multi.partner.example has two addresses; the app picks the dead one.
+    dns.server("echo", "--listen", f"{EXT_V4}:7001")
+    dns.start_attache("-c", dns.config, caps=("net_admin",))
+    assert dns.client("c-resolve", "--to", "-", "--host",
+                      "multi.partner.example")["addrs"] == sorted([EXT_V4B, EXT_V4])
+    r = dns.client("c-echo", "--to", f"{EXT_V4B}:7001", "--bytes", "10000")
+    assert r["intact"], r
+    e = dns.wait_log(lambda e: e["dst"] == f"{EXT_V4B}:7001")[0]
+    assert e["name"] == "multi.partner.example" and e["route"] == "multi", e
+    assert e["upstream"] == f"{EXT_V4}:7001" and e["tries"] == 2, e
+    assert e["outcome"] == "ok", e
+    # On an http route the name is the Host; the connection to the other
+    # address serves its request and is not pooled for the original's.
+    dns.server("http", "--listen", f"{EXT_V4}:7002")
+    r = dns.client("c-http", "--to", f"{EXT_V4B}:7002", "--host",
+                   "multi.partner.example", "--count", "2")
+    assert r["statuses"] == {"200": 2}, r
+    reqs = dns.wait_log(lambda e: e["dst"] == f"{EXT_V4B}:7002", count=2, kind="request")
+    assert all(e["upstream"] == f"{EXT_V4}:7002" and e["conn"] == "new" for e in reqs), reqs
 
 
 def test_an_address_nobody_resolved_has_no_name(dns):

@@ -59,7 +59,25 @@ static void test_ttl_and_names(void **state)
 	/* ... and lives 60 s from its refresh */
 	assert_int_equal(hostmap_lookup(&m, AF_INET, b4, t + 60015, e, 4), 1);
 
-	hostmap_expire(&m, t + 60031);
+	/* By name: every live address of it, IPv4 first, then by bytes; a4
+	 * expired at t + 5 s. */
+	assert_int_equal(hostmap_by_name(&m, "cache.partner.example", t + 6000,
+	                                 e, 4), 2);
+	assert_int_equal(e[0]->family, AF_INET);
+	assert_memory_equal(e[0]->addr, b4, 4);
+	assert_int_equal(e[1]->family, AF_INET6);
+	assert_true(hostmap_add(&m, "cache.partner.example", AF_INET, a4, 60, t + 6001));
+	assert_int_equal(hostmap_by_name(&m, "cache.partner.example", t + 6002,
+	                                 e, 4), 3);
+	assert_memory_equal(e[0]->addr, a4, 4);   /* .7 before .8 */
+	assert_memory_equal(e[1]->addr, b4, 4);
+	/* past max, the greatest go */
+	assert_int_equal(hostmap_by_name(&m, "cache.partner.example", t + 6002,
+	                                 e, 1), 1);
+	assert_memory_equal(e[0]->addr, a4, 4);
+	assert_int_equal(hostmap_by_name(&m, "nobody.example", t, e, 4), 0);
+
+	hostmap_expire(&m, t + 66002);
 	assert_int_equal(m.count, 1);   /* the AAAA one: an hour */
 	hostmap_free(&m);
 }

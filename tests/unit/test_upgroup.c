@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "attache/addr.h"
 #include "attache/config.h"
 #include "attache/health.h"
 #include "attache/proxy.h"
@@ -292,10 +293,63 @@ static void test_connect_retries(void **state)
 	health_put(h);
 }
 
+static struct sockaddr_storage alt_addr;
+static unsigned alt_calls;
+
+static bool next_alt(void *arg, unsigned tries, struct sockaddr_storage *out)
+{
+	(void)arg;
+	alt_calls++;
+	if (tries % 2 == 0)
+		return false;          /* the group's own address's turn */
+	*out = alt_addr;
+	return true;
+}
+
+/* A retry goes to the name's next address when the caller has one; that
+ * connection serves its request and is not pooled under the group's. */
+static void test_retry_goes_to_the_next_address(void **state)
+{
+	struct world *w = *state;
+	struct policy pol = w->cfg->policy;
+	struct upgroup *g;
+	struct ask a;
+	struct health *h = health_get(&w->px, (struct sockaddr *)&w->key.addr);
+	struct sockaddr_in dead = { .sin_family = AF_INET,
+	                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(dead);
+	int tmp = socket(AF_INET, SOCK_STREAM, 0);
+
+	/* the group's address: a port nothing listens on */
+	assert_int_equal(bind(tmp, (struct sockaddr *)&dead, sizeof(dead)), 0);
+	assert_int_equal(getsockname(tmp, (struct sockaddr *)&dead, &len), 0);
+	close(tmp);
+	memcpy(&alt_addr, &w->key.addr, sizeof(alt_addr));   /* the listener */
+	memcpy(&w->key.addr, &dead, sizeof(dead));
+	pol.backoff_base_ms = 1;
+	pol.backoff_cap_ms = 2;
+	g = upgroup_get(&w->px, &w->key, NULL, w->cfg, &w->lim);
+	assert_int_equal(start_pol(w, g, &a, &pol, 3), 0);
+	a.r.next_addr = next_alt;   /* the first dial does not ask */
+	wait_for(w, &a, 1);
+	assert_null(a.outcome);
+	assert_non_null(a.uc);
+	assert_int_equal(a.r.tries, 2);
+	assert_int_equal(alt_calls, 1);
+	assert_true(addr_equal((struct sockaddr *)&a.uc->peer,
+	                       (struct sockaddr *)&alt_addr));
+	upreq_cancel(&a.r);                          /* frees its event */
+	upconn_release(a.uc, true, false);
+	assert_true(LIST_EMPTY(&w->px.upconns));     /* closed, not pooled */
+	health_put(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_limit_queue_and_handover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_goes_to_the_next_address,
+		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_connection_that_speaks_is_dropped,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_requests_and_refused, setup, teardown),
