@@ -227,7 +227,9 @@ static void proxy_returns(struct gen *g, const struct init_opts *o)
 		rule(g, m, "the proxy's group", "RETURN");
 	}
 	if (o->have_mark) {
-		snprintf(m, sizeof(m), "-m mark --mark 0x%x", o->proxy_mark);
+		/* its bits, whatever else a mangle rule may have set */
+		snprintf(m, sizeof(m), "-m mark --mark 0x%x/0x%x", o->proxy_mark,
+		         o->proxy_mark);
 		rule(g, m, "the proxy's socket mark", "RETURN");
 	}
 }
