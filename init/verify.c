@@ -19,23 +19,6 @@
 
 #define VERIFY_WAIT_MS 3000
 
-static void sockaddr_of(int family, const uint8_t *a, uint16_t port,
-                        struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == 6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		s6->sin6_family = AF_INET6;
-		memcpy(&s6->sin6_addr, a, 16);
-		s6->sin6_port = htons(port);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-		s4->sin_family = AF_INET;
-		memcpy(&s4->sin_addr, a, 4);
-		s4->sin_port = htons(port);
-	}
-}
-
 /* The app's side, in a child: another uid and gid, no mark. Exits 0 when
  * the token was sent, else with the errno that stopped it. */
 static uid_t probe_uid(const struct init_opts *o)
@@ -125,7 +108,7 @@ int init_verify(const struct init_opts *o, int family, char *msg, size_t len)
 		         "verify", family);
 		return 1;
 	}
-	sockaddr_of(family, addr, port, &to);
+	addr_make(&to, family == 6 ? AF_INET6 : AF_INET, addr, port);
 	addr_format((struct sockaddr *)&to, where, sizeof(where));
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		snprintf(msg, len, "IPv%d: getrandom: %s", family, strerror(errno));
@@ -136,7 +119,8 @@ int init_verify(const struct init_opts *o, int family, char *msg, size_t len)
 
 	static const uint8_t lo6[16] = { [15] = 1 };
 	static const uint8_t lo4[4] = { 127, 0, 0, 1 };
-	sockaddr_of(family, family == 6 ? lo6 : lo4, o->redirect_port, &lo);
+	addr_make(&lo, family == 6 ? AF_INET6 : AF_INET, family == 6 ? lo6 : lo4,
+	          o->redirect_port);
 	lfd = socket(lo.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0 ||
 	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||

@@ -137,6 +137,30 @@ uint16_t addr_port(const struct sockaddr *sa)
 	return 0;
 }
 
+void addr_make(struct sockaddr_storage *ss, int family, const uint8_t *bytes,
+               uint16_t port)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, bytes, 16);
+		s6->sin6_port = htons(port);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, bytes, 4);
+		s4->sin_port = htons(port);
+	}
+}
+
+const uint8_t *addr_bytes(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6)
+		return ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+	return (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+}
+
 socklen_t addr_len(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET)

@@ -1,6 +1,5 @@
 #include "attache/altaddr.h"
 
-#include <netinet/in.h>
 #include <string.h>
 
 #include "attache/addr.h"
@@ -8,23 +7,6 @@
 #include "attache/route.h"
 
 #define ALTADDR_MAX 16
-
-static void to_sockaddr(const struct hostmap_entry *e, uint16_t port,
-                        struct sockaddr_storage *out)
-{
-	memset(out, 0, sizeof(*out));
-	if (e->family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
-		s6->sin6_family = AF_INET6;
-		memcpy(&s6->sin6_addr, e->addr, 16);
-		s6->sin6_port = htons(port);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)out;
-		s4->sin_family = AF_INET;
-		memcpy(&s4->sin_addr, e->addr, 4);
-		s4->sin_port = htons(port);
-	}
-}
 
 static bool unspecified(const struct hostmap_entry *e)
 {
@@ -49,13 +31,13 @@ bool altaddr_next(struct hostmap *map, const struct altaddr_query *q,
 		if (unspecified(e[i]))
 			continue;
 		/* routed as the original was: matched on the app's port */
-		to_sockaddr(e[i], orig_port, &probe);
+		addr_make(&probe, e[i]->family, e[i]->addr, orig_port);
 		if (addr_is_loopback((struct sockaddr *)&probe) ||
 		    addr_equal((struct sockaddr *)&probe, q->orig) ||
 		    route_match(q->cfg, (struct sockaddr *)&probe,
 		                q->match_name) != q->route)
 			continue;
-		to_sockaddr(e[i], q->port, &alt[k++]);
+		addr_make(&alt[k++], e[i]->family, e[i]->addr, q->port);
 	}
 	if (k == 0 || tries % (k + 1) == 0)
 		return false;

@@ -314,16 +314,12 @@ static void name_from_dns(struct conn *c)
 {
 	struct proxy *px = c->px;
 	const struct sockaddr *sa = (struct sockaddr *)&c->dst;
-	const uint8_t *a;
 	struct hostmap_entry *e;
 
 	if (c->name[0] || !px->hosts_on)
 		return;
-	if (sa->sa_family == AF_INET)
-		a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-	else
-		a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-	if (hostmap_lookup(&px->hosts, sa->sa_family, a, relay_now_ms(), &e, 1)) {
+	if (hostmap_lookup(&px->hosts, sa->sa_family, addr_bytes(sa),
+	                   relay_now_ms(), &e, 1)) {
 		snprintf(c->name, sizeof(c->name), "%s", e->name);
 		c->name_from = "dns";
 		hostmap_pin(e);

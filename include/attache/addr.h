@@ -31,6 +31,14 @@ bool addr_is_loopback(const struct sockaddr *sa);
 uint16_t addr_port(const struct sockaddr *sa);
 void addr_set_port(struct sockaddr *sa, uint16_t port);
 
+/* ss made from family (AF_INET or AF_INET6), its raw address bytes (4
+ * or 16) and port. */
+void addr_make(struct sockaddr_storage *ss, int family, const uint8_t *bytes,
+               uint16_t port);
+
+/* The raw address bytes of an AF_INET or AF_INET6 sa (4 or 16). */
+const uint8_t *addr_bytes(const struct sockaddr *sa);
+
 /* sizeof the sockaddr for sa's family, 0 if unknown. */
 socklen_t addr_len(const struct sockaddr *sa);
 

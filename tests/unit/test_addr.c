@@ -88,6 +88,24 @@ static void test_equal_and_loopback(void **state)
 	assert_false(addr_is_loopback((void *)&a));
 }
 
+/* From raw bytes and back, both families. */
+static void test_make_and_bytes(void **state)
+{
+	static const uint8_t v4[4] = { 203, 0, 113, 7 };
+	static const uint8_t v6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 7 };
+	struct sockaddr_storage ss;
+	char buf[ADDR_STRLEN];
+
+	addr_make(&ss, AF_INET, v4, 443);
+	addr_format((struct sockaddr *)&ss, buf, sizeof(buf));
+	assert_string_equal(buf, "203.0.113.7:443");
+	assert_memory_equal(addr_bytes((struct sockaddr *)&ss), v4, 4);
+	addr_make(&ss, AF_INET6, v6, 80);
+	addr_format((struct sockaddr *)&ss, buf, sizeof(buf));
+	assert_string_equal(buf, "[2001:db8::7]:80");
+	assert_memory_equal(addr_bytes((struct sockaddr *)&ss), v6, 16);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -95,6 +113,7 @@ int main(void)
 		cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_format_truncates),
 		cmocka_unit_test(test_equal_and_loopback),
+		cmocka_unit_test(test_make_and_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
