@@ -483,3 +483,31 @@ def test_verify_without_setuid_says_so(world):
     assert r.returncode == 3, r
     assert "cannot run the probe as uid 65534: Operation not permitted " \
            "(needs CAP_SETUID and CAP_SETGID)" in r.stderr
+
+
+def test_a_large_rollback_to_a_chatty_tool_neither_hangs_nor_dies(world, tmp_path):
+    # The rollback input is whole tables: past a pipe's 64 KiB here. The
+    # restore tool writes 300 KB to stderr before reading any of it, and
+    # IPv6's apply fails, so IPv4 must be put back through that tool.
+    rules = "*nat\n" + "".join(f"-A OUTPUT -d 198.51.{i // 250}.{i % 250 + 1}/32 "
+                               f"-p tcp --dport {1000 + i} -j RETURN\n"
+                               for i in range(1500)) + "COMMIT\n"
+    subprocess.run(["ip", "netns", "exec", world.app, "iptables-nft-restore", "--noflush"],
+                   input=rules, text=True, check=True)
+    world.init("--proxy-uid", str(PROXY_UID))
+    before = snapshot(world)
+    assert len("\n".join(before)) > 80_000   # over a pipe's 64 KiB
+    shim(tmp_path, "iptables-nft-restore",
+         'case " $* " in *" --noflush "*) ;; *)\n'
+         '  head -c 300000 /dev/zero | tr "\\0" x >&2;; esac\n'
+         'exec /usr/sbin/iptables-nft-restore "$@"\n')
+    path = shim(tmp_path, "ip6tables-nft-restore",
+                'case " $* " in *" --noflush "*) cat >/dev/null; exit 1;; esac\n'
+                'exec /usr/sbin/ip6tables-nft-restore "$@"\n')
+    env = dict(os.environ, PATH=f"{path}:{os.environ['PATH']}")
+    r = subprocess.run(["ip", "netns", "exec", world.app,
+                        os.path.join(world.bindir, "attache-init"), "--proxy-uid", "4242",
+                        "--lockdown"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr[-500:]
+    assert "IPv4: rules put back as they were" in r.stderr
+    assert snapshot(world) == before
